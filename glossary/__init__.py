@@ -1,0 +1,1 @@
+"""The glossary domain: model, import/export formats, validation, storage, REST router."""

@@ -1,0 +1,1 @@
+"""The streaming gateway: WebSocket protocol, per-session pipeline, CLI, metrics."""

@@ -1,0 +1,83 @@
+"""The composition root: the only place that reads settings and builds long-lived services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from server.errors import ErrorCode, RasstError, error_body, http_status
+from server.metrics import GatewayMetrics
+from server.protocol import PROTOCOL_VERSION
+from server.routes import router
+from server.services import GatewayServices, SessionRegistry
+from server.settings import Settings, get_settings
+from server.speech import FrontEndParams
+from server.workers import SpeechWorkerParams, SpeechWorkers
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            speech = SpeechWorkers(
+                SpeechWorkerParams(
+                    workers=settings.worker_count,
+                    front_end=FrontEndParams(captions=settings.captions),
+                )
+            )
+            await speech.start()
+            stack.callback(speech.close)
+            services = GatewayServices(
+                settings=settings,
+                metrics=GatewayMetrics(),
+                speech=speech,
+                sessions=SessionRegistry(settings.max_sessions),
+            )
+            app.state.settings = settings
+            app.state.services = services
+            log.info(
+                "gateway ready",
+                extra={"workers": settings.worker_count, "llm": bool(settings.llm_url)},
+            )
+            yield
+            await services.sessions.shutdown(settings.shutdown_grace_seconds)
+
+    app = FastAPI(
+        title="RASST gateway",
+        version=f"protocol-{PROTOCOL_VERSION}",
+        summary="Terminology-aware simultaneous speech translation over WebSocket.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_rasst_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RasstError)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.detail), status_code=exc.http_status
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]} for err in exc.errors()
+        ]
+        code = ErrorCode.VALIDATION_FAILED
+        return JSONResponse(
+            error_body(code, "the request is invalid", problems), status_code=http_status(code)
+        )
+
+    app.add_exception_handler(RasstError, on_rasst_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -1,0 +1,251 @@
+"""Wire models of the streaming protocol (``/v1/stream``), version 1.
+
+Client → server: one JSON ``session.start``, then binary frames of raw PCM
+(s16le mono at the announced rate), then JSON ``session.end``.
+Server → client: JSON events, each with a ``type``; events about a chunk carry
+``chunk`` (0-based index) and ``start``/``end`` (seconds of audio from the start
+of the stream). Every stream ends with ``session.summary`` and a close.
+
+The JSON schema in ``docs/protocol.md`` is generated from these models
+(``python -m server.schema``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from server.errors import ErrorCode, RasstError
+
+PROTOCOL_VERSION = 1
+SUPPORTED_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+SUPPORTED_ENCODINGS = ("pcm_s16le",)
+LANGUAGE_CODE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- client -> server ----------------------------------------------------------
+
+
+class AudioFormat(_Model):
+    encoding: str = Field(default="pcm_s16le", description="Only pcm_s16le (16-bit little-endian).")
+    sample_rate: int = Field(default=16000, description=f"One of {SUPPORTED_SAMPLE_RATES}.")
+    channels: int = Field(default=1, description="Only 1 (mono).")
+
+
+class SessionStart(_Model):
+    """First message of every stream."""
+
+    type: Literal["session.start"]
+    protocol_version: int = PROTOCOL_VERSION
+    source_language: str = Field(default="en", pattern=LANGUAGE_CODE)
+    target_languages: list[Annotated[str, Field(pattern=LANGUAGE_CODE)]] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Languages to translate into; terms are reported with their translations "
+        "into these. Empty: source captions only.",
+    )
+    glossary_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=16
+    )
+    lm: int = Field(default=2, ge=1, le=4, description="Chunk size = 0.96 s × lm.")
+    audio: AudioFormat = Field(default_factory=AudioFormat)
+    api_key: str | None = Field(
+        default=None, description="For clients that cannot set an Authorization header."
+    )
+    client: str | None = Field(default=None, max_length=200, description="Free-form client name.")
+
+
+class SessionEnd(_Model):
+    """No more audio: the server flushes, sends ``session.summary`` and closes."""
+
+    type: Literal["session.end"]
+
+
+ClientMessage = Annotated[SessionStart | SessionEnd, Field(discriminator="type")]
+_CLIENT_ADAPTER: TypeAdapter[SessionStart | SessionEnd] = TypeAdapter(ClientMessage)
+CLIENT_MESSAGE_TYPES = frozenset({"session.start", "session.end"})
+
+
+def parse_client_message(text: str) -> SessionStart | SessionEnd:
+    """Parse one text frame; raises RasstError with a stable code."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise RasstError(ErrorCode.BAD_MESSAGE, f"text frame is not JSON: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise RasstError(ErrorCode.BAD_MESSAGE, "a message must be a JSON object with a 'type'")
+    if raw["type"] not in CLIENT_MESSAGE_TYPES:
+        raise RasstError(
+            ErrorCode.UNKNOWN_EVENT,
+            f"unknown message type {raw['type'][:64]!r}; expected one of "
+            f"{sorted(CLIENT_MESSAGE_TYPES)}",
+        )
+    try:
+        return _CLIENT_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        problems = [
+            {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise RasstError(
+            ErrorCode.BAD_MESSAGE, f"invalid {raw['type']} message", detail=problems
+        ) from None
+
+
+# -- server -> client ----------------------------------------------------------
+
+
+class _ChunkEvent(_Model):
+    chunk: int = Field(ge=0, description="0-based chunk index.")
+    start: float = Field(description="Audio seconds from stream start.")
+    end: float
+
+
+class GlossaryInUse(_Model):
+    id: str
+    version: int
+    entries: int
+
+
+class SessionLimits(_Model):
+    max_pace: float
+    max_frame_bytes: int
+    idle_timeout_seconds: float
+    max_session_seconds: float
+
+
+class SessionStarted(_Model):
+    type: Literal["session.started"] = "session.started"
+    protocol_version: int = PROTOCOL_VERSION
+    session_id: str
+    mode: Literal["captions", "translation"]
+    source_language: str
+    target_languages: list[str]
+    lm: int
+    chunk_seconds: float
+    input_sample_rate: int
+    sample_rate: int = Field(description="Rate the server processes at (audio is resampled).")
+    glossaries: list[GlossaryInUse]
+    limits: SessionLimits
+
+
+class Word(_Model):
+    word: str
+    start: float
+    end: float
+
+
+class Caption(_ChunkEvent):
+    """Source-language caption of the current utterance.
+
+    ``final: false`` captions are revised by later ones with the same
+    ``utterance``; ``final: true`` closes it. ``start``/``end`` span the utterance;
+    ``chunk`` is the chunk being processed when it was produced.
+    """
+
+    type: Literal["caption"] = "caption"
+    utterance: int
+    text: str
+    final: bool
+    words: list[Word] = Field(default_factory=list)
+
+
+class TermOut(_Model):
+    source: str
+    targets: dict[str, str] = Field(description="Translation per session target language.")
+    score: float
+    start: float
+    end: float
+    glossary_id: str
+
+
+class Terms(_ChunkEvent):
+    type: Literal["terms"] = "terms"
+    terms: list[TermOut]
+    retrieval_ms: float
+
+
+class TranslationDeltaEvent(_ChunkEvent):
+    type: Literal["translation.delta"] = "translation.delta"
+    lang: str
+    delta: str = Field(description="New text since the previous delta.")
+    text: str = Field(description="Whole revisable text of this chunk so far.")
+
+
+class TranslationCommitEvent(_ChunkEvent):
+    type: Literal["translation.commit"] = "translation.commit"
+    lang: str
+    text: str = Field(description="Final translation of this chunk, term tags removed.")
+    terms_used: list[str]
+
+
+class ChunkDone(_ChunkEvent):
+    """Every stage has finished with the chunk."""
+
+    type: Literal["chunk.done"] = "chunk.done"
+    speech_seconds: float
+    processing_ms: float = Field(description="Wall time from processing start to this event.")
+    latency_ms: float = Field(description="Wall time from the chunk's last sample to this event.")
+    lag_seconds: float = Field(
+        description="Audio received but not yet processed: how far the server is behind."
+    )
+
+
+class Warning_(_Model):
+    type: Literal["warning"] = "warning"
+    code: str
+    message: str
+    chunk: int | None = None
+
+
+class Error(_Model):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    fatal: bool = Field(description="True when the server closes the stream after this event.")
+    chunk: int | None = None
+    detail: Any = None
+
+
+class LatencyStats(_Model):
+    p50: float
+    p95: float
+    max: float
+
+
+class SessionSummary(_Model):
+    type: Literal["session.summary"] = "session.summary"
+    session_id: str
+    reason: Literal["completed", "error", "disconnected", "shutdown"]
+    chunks: int
+    audio_seconds: float
+    speech_seconds: float
+    captions: int = Field(description="Final captions (utterances).")
+    term_hits: int
+    commits: int
+    warnings: int
+    errors: int
+    latency_ms: LatencyStats = Field(description="chunk.done latency over the session.")
+    max_lag_seconds: float
+    wall_seconds: float
+
+
+ServerEvent = Annotated[
+    SessionStarted
+    | Caption
+    | Terms
+    | TranslationDeltaEvent
+    | TranslationCommitEvent
+    | ChunkDone
+    | Warning_
+    | Error
+    | SessionSummary,
+    Field(discriminator="type"),
+]
+SERVER_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(ServerEvent)

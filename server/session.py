@@ -1,0 +1,668 @@
+"""One streaming session: from the first WebSocket message to the close.
+
+Data flows one way through four tasks joined by queues::
+
+    receiver  --chunks-->  analyser  --analysed-->  finisher  --events-->  sender
+    (decode, pace,          (VAD, captions,          (translation,          (JSON to
+     resample, chunk)        term retrieval)          chunk.done)            the socket)
+
+Backpressure policy (documented in docs/protocol.md):
+
+* The receiver never waits on processing, so control messages (``session.end``)
+  are read at once. Audio is never dropped: when the server falls behind, the
+  backlog grows, ``chunk.done`` reports it as ``lag_seconds``, a ``lagging``
+  warning is sent, and past ``max_backlog_seconds`` the session ends with
+  ``backlog_exceeded`` rather than silently skip audio.
+* Captions and terms of a chunk never wait for its translation: the analyser
+  runs ahead of the finisher.
+* Outbound events are bounded (``max_outbound_events``); a client that stops
+  reading ends with ``client_too_slow`` instead of growing server memory.
+
+All session state lives on this object and is released in ``run``'s finally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import WebSocket
+from pydantic import BaseModel
+
+from glossary.model import GlossarySnapshot
+from server.audio import (
+    Chunker,
+    PaceLimiter,
+    Resampler,
+    check_audio_format,
+    chunk_samples,
+    decode_frame,
+)
+from server.errors import ErrorCode, RasstError, ws_close_code
+from server.frames import (
+    PIPELINE_RATE,
+    AudioChunk,
+    ChunkAnalysis,
+    StageWarning,
+    TermHits,
+    TranslationCommit,
+    seconds,
+)
+from server.protocol import (
+    PROTOCOL_VERSION,
+    Caption,
+    ChunkDone,
+    Error,
+    GlossaryInUse,
+    LatencyStats,
+    SessionEnd,
+    SessionLimits,
+    SessionStart,
+    SessionStarted,
+    SessionSummary,
+    TermOut,
+    Terms,
+    TranslationCommitEvent,
+    TranslationDeltaEvent,
+    Warning_,
+    Word,
+    parse_client_message,
+)
+from server.services import GatewayServices
+from server.stages import NoRetriever, SessionContext, SessionRetriever, SessionTranslator
+from server.workers import SpeechSession, SpeechWorkerLost
+
+log = logging.getLogger(__name__)
+
+_SEND_TIMEOUT = 5.0
+_LAG_WARNING_INTERVAL = 10.0
+
+
+class _ClientGone(Exception):
+    """The client disconnected; nothing more can be sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Analysed:
+    chunk: AudioChunk
+    analysis: ChunkAnalysis
+    terms: TermHits
+    started_at: float
+
+
+class StreamSession:
+    def __init__(self, websocket: WebSocket, services: GatewayServices) -> None:
+        self._ws = websocket
+        self._services = services
+        self._settings = services.settings
+        self._metrics = services.metrics
+        self.session_id = uuid.uuid4().hex
+        self._opened_at = time.monotonic()
+        self._start: SessionStart | None = None
+        self._tenant = "default"
+        # Stages, created in _open and closed in run's finally.
+        self._speech: SpeechSession | None = None
+        self._retriever: SessionRetriever = NoRetriever()
+        self._translator: SessionTranslator | None = None
+        self._glossaries: list[GlossarySnapshot] = []
+        # Queues between the stages (None marks the end of the stream).
+        self._chunks: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
+        self._analysed: asyncio.Queue[_Analysed | None] = asyncio.Queue()
+        self._outbound: asyncio.Queue[BaseModel | None] = asyncio.Queue(
+            maxsize=self._settings.max_outbound_events
+        )
+        # Stream accounting, in pipeline-rate samples.
+        self._received_samples = 0
+        self._done_samples = 0
+        self._speech_samples = 0
+        self._chunks_done = 0
+        self._latencies: list[float] = []
+        self._max_lag = 0.0
+        self._last_lag_warning = -_LAG_WARNING_INTERVAL
+        self._counts = {"captions": 0, "term_hits": 0, "commits": 0, "warnings": 0, "errors": 0}
+        self._utterance = 0
+        self._warned_codes: set[str] = set()
+        # Lifecycle.
+        self._receiver_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._stream_task: asyncio.Task[None] | None = None
+        self._shutdown_requested = False
+        self._input_closed = False
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._ws.accept()
+        admitted = False
+        reason = "error"
+        failure: RasstError | None = None
+        try:
+            start = await self._receive_start()
+            self._services.sessions.admit(self)
+            admitted = True
+            self._metrics.sessions_active.inc()
+            await self._open(start)
+            await self._send_now(self._started_event(start))
+            self._stream_task = asyncio.current_task()
+            await self._stream()
+            reason = "shutdown" if self._shutdown_requested else "completed"
+        except _ClientGone:
+            reason = "disconnected"
+        except RasstError as exc:
+            failure = exc
+        except asyncio.CancelledError:
+            failure = RasstError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
+            reason = "shutdown"
+        except Exception as exc:
+            log.exception("session failed", extra={"session_id": self.session_id})
+            failure = RasstError(ErrorCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__})")
+        finally:
+            await self._release_stages()
+            if admitted:
+                self._services.sessions.remove(self)
+                self._metrics.sessions_active.dec()
+        if failure is not None:
+            await self._end_with_error(failure, reason)
+        else:
+            await self._close(1000 if reason != "shutdown" else 1001)
+        self._metrics.sessions_total.labels(reason=reason).inc()
+
+    def request_shutdown(self) -> None:
+        """Server shutdown: stop taking audio, finish what was received, close."""
+        self._shutdown_requested = True
+        if self._receiver_task is not None and not self._receiver_task.done():
+            self._receiver_task.cancel()
+
+    def abort_now(self) -> None:
+        if self._stream_task is not None and not self._stream_task.done():
+            self._stream_task.cancel()
+
+    async def _receive_start(self) -> SessionStart:
+        message = await self._receive()
+        if message.get("bytes") is not None:
+            raise RasstError(ErrorCode.NOT_STARTED, "audio before session.start")
+        text = message.get("text")
+        if text is None:
+            raise RasstError(ErrorCode.BAD_MESSAGE, "empty message")
+        parsed = parse_client_message(text)
+        if not isinstance(parsed, SessionStart):
+            raise RasstError(ErrorCode.NOT_STARTED, "the first message must be session.start")
+        if parsed.protocol_version != PROTOCOL_VERSION:
+            raise RasstError(
+                ErrorCode.BAD_MESSAGE,
+                f"protocol version {parsed.protocol_version} is not supported; "
+                f"this server speaks {PROTOCOL_VERSION}",
+            )
+        check_audio_format(parsed.audio)
+        return parsed
+
+    async def _open(self, start: SessionStart) -> None:
+        self._start = start
+        services = self._services
+        api_key = start.api_key or _api_key_from(self._ws)
+        if services.glossaries is not None:
+            self._tenant = await services.glossaries.authenticate(api_key)
+        elif self._settings.auth_enabled:
+            raise RasstError(ErrorCode.UNAUTHORIZED, "authentication is enabled but unavailable")
+        if start.glossary_ids:
+            if services.glossaries is None:
+                raise RasstError(ErrorCode.GLOSSARY_NOT_FOUND, "no glossary store is configured")
+            self._glossaries = await services.glossaries.load(self._tenant, start.glossary_ids)
+        self._context = SessionContext(
+            session_id=self.session_id,
+            tenant=self._tenant,
+            source_language=start.source_language,
+            target_languages=tuple(start.target_languages),
+            lm=start.lm,
+            chunk_seconds=seconds(chunk_samples(start.lm)),
+        )
+        self._pace = PaceLimiter(
+            start.audio.sample_rate,
+            self._settings.max_pace,
+            self._settings.pace_burst_seconds,
+            time.monotonic(),
+        )
+        self._resampler = Resampler(start.audio.sample_rate)
+        self._chunker = Chunker(chunk_samples(start.lm))
+        self._speech = await services.speech.open(self.session_id)
+        if self._glossaries and services.retriever is not None:
+            self._retriever = await services.retriever.open_session(
+                self._context, self._glossaries, self._warn
+            )
+        if services.translator is not None and start.target_languages:
+            self._translator = await services.translator.open_session(self._context, self._warn)
+
+    def _started_event(self, start: SessionStart) -> SessionStarted:
+        s = self._settings
+        return SessionStarted(
+            session_id=self.session_id,
+            mode="translation" if self._translator is not None else "captions",
+            source_language=start.source_language,
+            target_languages=list(start.target_languages),
+            lm=start.lm,
+            chunk_seconds=self._context.chunk_seconds,
+            input_sample_rate=start.audio.sample_rate,
+            sample_rate=PIPELINE_RATE,
+            glossaries=[
+                GlossaryInUse(id=g.id, version=g.version, entries=len(g.entries))
+                for g in self._glossaries
+            ],
+            limits=SessionLimits(
+                max_pace=s.max_pace,
+                max_frame_bytes=s.max_frame_bytes,
+                idle_timeout_seconds=s.idle_timeout_seconds,
+                max_session_seconds=s.max_session_seconds,
+            ),
+        )
+
+    async def _stream(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._receiver_task = group.create_task(self._receive_audio())
+                group.create_task(self._analyse_chunks())
+                group.create_task(self._finish_chunks())
+                group.create_task(self._send_events())
+                if self._glossaries and self._services.glossaries is not None:
+                    self._watch_task = group.create_task(self._follow_glossaries())
+        except BaseExceptionGroup as failures:
+            raise _primary_failure(failures) from None
+
+    async def _release_stages(self) -> None:
+        closers: list[Any] = [self._retriever.aclose()]
+        if self._translator is not None:
+            closers.append(self._translator.aclose())
+        if self._speech is not None:
+            closers.append(self._speech.aclose())
+        results = await asyncio.gather(*closers, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.warning("closing a session stage failed: %r", result)
+
+    # -- receiver ----------------------------------------------------------
+
+    async def _receive(self) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(self._settings.idle_timeout_seconds):
+                message = await self._ws.receive()
+        except TimeoutError:
+            raise RasstError(
+                ErrorCode.IDLE_TIMEOUT,
+                f"no message for {self._settings.idle_timeout_seconds:g} s",
+            ) from None
+        if message["type"] == "websocket.disconnect":
+            raise _ClientGone()
+        return message
+
+    async def _receive_audio(self) -> None:
+        try:
+            while not self._input_closed:
+                message = await self._receive()
+                data = message.get("bytes")
+                if data is not None:
+                    self._take_audio(data)
+                elif message.get("text") is not None:
+                    self._take_control(message["text"])
+        except asyncio.CancelledError:
+            if not self._shutdown_requested:
+                raise
+            self._warn(StageWarning(ErrorCode.SHUTTING_DOWN, "the server is shutting down"))
+            self._close_input()
+
+    def _take_audio(self, data: bytes) -> None:
+        now = time.monotonic()
+        pcm = decode_frame(data, self._settings.max_frame_bytes)
+        self._pace.admit(len(pcm), now)
+        if self._pace.received_seconds > self._settings.max_session_seconds:
+            raise RasstError(
+                ErrorCode.SESSION_TOO_LONG,
+                f"a session may carry at most {self._settings.max_session_seconds:g} s of audio",
+            )
+        self._metrics.audio_seconds.inc(len(pcm) / self._start_rate)
+        self._enqueue(self._resampler.push(pcm), now)
+        backlog = seconds(self._received_samples - self._done_samples)
+        if backlog > self._settings.max_backlog_seconds:
+            raise RasstError(
+                ErrorCode.BACKLOG_EXCEEDED,
+                f"the server is {backlog:.1f} s behind the audio; ending the session "
+                "rather than dropping audio",
+            )
+
+    @property
+    def _start_rate(self) -> int:
+        assert self._start is not None
+        return self._start.audio.sample_rate
+
+    def _enqueue(self, pcm: np.ndarray, now: float) -> None:
+        self._received_samples += len(pcm)
+        for chunk in self._chunker.push(pcm, now):
+            self._chunks.put_nowait(chunk)
+
+    def _take_control(self, text: str) -> None:
+        try:
+            message = parse_client_message(text)
+        except RasstError as exc:
+            # A bad control message after the start harms nothing: report it, go on.
+            self._report_error(exc)
+            return
+        if isinstance(message, SessionEnd):
+            self._close_input()
+        else:
+            self._report_error(
+                RasstError(ErrorCode.ALREADY_STARTED, "session.start was already received")
+            )
+
+    def _close_input(self) -> None:
+        now = time.monotonic()
+        self._input_closed = True
+        tail = self._resampler.flush()
+        self._received_samples += len(tail)
+        for chunk in self._chunker.push(tail, now) + self._chunker.flush(now):
+            self._chunks.put_nowait(chunk)
+        self._chunks.put_nowait(None)
+
+    # -- analyser: VAD, captions, retrieval --------------------------------
+
+    async def _analyse_chunks(self) -> None:
+        while (chunk := await self._chunks.get()) is not None:
+            started = time.monotonic()
+            analysis = await self._analyse(chunk)
+            self._emit_captions(chunk, analysis)
+            terms = TermHits(chunk_index=chunk.index)
+            if self._glossaries and analysis.has_speech:
+                terms = await self._retriever.retrieve(chunk, analysis)
+                self._metrics.retrieval.observe(terms.elapsed)
+                self._emit_terms(chunk, terms)
+            self._analysed.put_nowait(_Analysed(chunk, analysis, terms, started))
+        self._analysed.put_nowait(None)
+
+    async def _analyse(self, chunk: AudioChunk) -> ChunkAnalysis:
+        assert self._speech is not None
+        try:
+            return await self._speech.process(chunk)
+        except SpeechWorkerLost:
+            self._warn(
+                StageWarning(
+                    ErrorCode.SPEECH_FRONTEND_FAILED,
+                    "the speech worker restarted; the caption in progress was lost",
+                    chunk.index,
+                )
+            )
+            await self._speech.reopen()
+            # The chunk's audio still counts as speech for translation.
+            return ChunkAnalysis(chunk_index=chunk.index, speech_samples=len(chunk.pcm))
+
+    def _emit_captions(self, chunk: AudioChunk, analysis: ChunkAnalysis) -> None:
+        self._speech_samples += analysis.speech_samples
+        self._metrics.speech_seconds.inc(seconds(analysis.speech_samples))
+        for caption in analysis.captions:
+            self._emit(
+                Caption(
+                    chunk=chunk.index,
+                    start=seconds(caption.start_sample),
+                    end=seconds(caption.end_sample),
+                    utterance=self._utterance,
+                    text=caption.text,
+                    final=caption.final,
+                    words=[
+                        Word(word=w.word, start=seconds(w.start_sample), end=seconds(w.end_sample))
+                        for w in caption.words
+                    ],
+                )
+            )
+            if caption.final:
+                self._utterance += 1
+                self._counts["captions"] += 1
+
+    def _emit_terms(self, chunk: AudioChunk, terms: TermHits) -> None:
+        self._counts["term_hits"] += len(terms.hits)
+        self._emit(
+            Terms(
+                chunk=chunk.index,
+                start=chunk.start,
+                end=chunk.end,
+                terms=[
+                    TermOut(
+                        source=hit.source,
+                        targets=hit.targets,
+                        score=round(hit.score, 4),
+                        start=seconds(hit.start_sample),
+                        end=seconds(hit.end_sample),
+                        glossary_id=hit.glossary_id,
+                    )
+                    for hit in terms.hits
+                ],
+                retrieval_ms=round(terms.elapsed * 1000, 2),
+            )
+        )
+
+    async def _follow_glossaries(self) -> None:
+        assert self._services.glossaries is not None
+        ids = [g.id for g in self._glossaries]
+        async for snapshots in self._services.glossaries.watch(self._tenant, ids):
+            self._glossaries = list(snapshots)
+            self._retriever.set_glossaries(snapshots)
+            self._warn(
+                StageWarning(
+                    "glossary_updated",
+                    "glossaries updated: "
+                    + ", ".join(
+                        f"{g.id} v{g.version} ({len(g.entries)} entries)" for g in snapshots
+                    ),
+                )
+            )
+            if self._input_closed:
+                return
+
+    # -- finisher: translation, chunk.done ----------------------------------
+
+    async def _finish_chunks(self) -> None:
+        while (item := await self._analysed.get()) is not None:
+            await self._translate(item)
+            self._chunk_done(item)
+        await self._outbound.put(
+            self._summary("shutdown" if self._shutdown_requested else "completed")
+        )
+        await self._outbound.put(None)
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+
+    async def _translate(self, item: _Analysed) -> None:
+        if self._translator is None:
+            return
+        chunk = item.chunk
+        if not item.analysis.has_speech:
+            # Silence costs nothing: no LLM call, an empty commit per language.
+            for lang in self._context.target_languages:
+                self._emit_commit(chunk, TranslationCommit(chunk.index, lang, ""))
+            return
+        async for event in self._translator.translate(chunk, item.terms):
+            if isinstance(event, TranslationCommit):
+                self._emit_commit(chunk, event)
+            else:
+                self._emit(
+                    TranslationDeltaEvent(
+                        chunk=chunk.index,
+                        start=chunk.start,
+                        end=chunk.end,
+                        lang=event.lang,
+                        delta=event.delta,
+                        text=event.text,
+                    )
+                )
+
+    def _emit_commit(self, chunk: AudioChunk, commit: TranslationCommit) -> None:
+        self._counts["commits"] += 1
+        if commit.time_to_first_token is not None:
+            self._metrics.llm_ttft.observe(commit.time_to_first_token)
+        self._emit(
+            TranslationCommitEvent(
+                chunk=chunk.index,
+                start=chunk.start,
+                end=chunk.end,
+                lang=commit.lang,
+                text=commit.text,
+                terms_used=list(commit.terms_used),
+            )
+        )
+
+    def _chunk_done(self, item: _Analysed) -> None:
+        chunk = item.chunk
+        now = time.monotonic()
+        self._done_samples = chunk.end_sample
+        self._chunks_done += 1
+        lag = max(0.0, seconds(self._received_samples - self._done_samples))
+        latency = max(0.0, now - chunk.received_at)
+        processing = now - item.started_at
+        self._latencies.append(latency)
+        self._max_lag = max(self._max_lag, lag)
+        self._metrics.chunk_latency.observe(latency)
+        self._metrics.chunk_processing.observe(processing)
+        self._metrics.lag.observe(lag)
+        self._emit(
+            ChunkDone(
+                chunk=chunk.index,
+                start=chunk.start,
+                end=chunk.end,
+                speech_seconds=seconds(item.analysis.speech_samples),
+                processing_ms=round(processing * 1000, 2),
+                latency_ms=round(latency * 1000, 2),
+                lag_seconds=lag,
+            )
+        )
+        if (
+            lag > self._settings.lag_warning_seconds
+            and now - self._last_lag_warning > _LAG_WARNING_INTERVAL
+        ):
+            self._last_lag_warning = now
+            self._warn(
+                StageWarning(
+                    ErrorCode.LAGGING,
+                    f"the server is {lag:.1f} s behind the audio; it will catch up",
+                    chunk.index,
+                )
+            )
+
+    def _summary(self, reason: str) -> SessionSummary:
+        latencies = np.asarray(self._latencies or [0.0]) * 1000
+        return SessionSummary(
+            session_id=self.session_id,
+            reason=reason,  # type: ignore[arg-type]
+            chunks=self._chunks_done,
+            audio_seconds=seconds(self._received_samples),
+            speech_seconds=seconds(self._speech_samples),
+            captions=self._counts["captions"],
+            term_hits=self._counts["term_hits"],
+            commits=self._counts["commits"],
+            warnings=self._counts["warnings"],
+            errors=self._counts["errors"],
+            latency_ms=LatencyStats(
+                p50=round(float(np.percentile(latencies, 50)), 2),
+                p95=round(float(np.percentile(latencies, 95)), 2),
+                max=round(float(latencies.max()), 2),
+            ),
+            max_lag_seconds=round(self._max_lag, 3),
+            wall_seconds=round(time.monotonic() - self._opened_at, 3),
+        )
+
+    # -- sender ------------------------------------------------------------
+
+    def _emit(self, event: BaseModel) -> None:
+        try:
+            self._outbound.put_nowait(event)
+        except asyncio.QueueFull:
+            raise RasstError(
+                ErrorCode.CLIENT_TOO_SLOW,
+                f"the client is not reading events ({self._outbound.qsize()} queued)",
+            ) from None
+
+    def _warn(self, warning: StageWarning) -> None:
+        self._counts["warnings"] += 1
+        self._metrics.warnings.labels(code=str(warning.code)).inc()
+        self._emit(
+            Warning_(code=str(warning.code), message=warning.message, chunk=warning.chunk_index)
+        )
+
+    def _report_error(self, exc: RasstError) -> None:
+        """A non-fatal error: the stream goes on (fatal ones end in _end_with_error)."""
+        self._counts["errors"] += 1
+        self._metrics.errors.labels(code=str(exc.code)).inc()
+        self._emit(Error(code=exc.code, message=exc.message, fatal=False, detail=exc.detail))
+
+    async def _send_events(self) -> None:
+        while (event := await self._outbound.get()) is not None:
+            await self._send_now(event)
+
+    async def _send_now(self, event: BaseModel) -> None:
+        try:
+            async with asyncio.timeout(_SEND_TIMEOUT):
+                await self._ws.send_text(event.model_dump_json())
+        except TimeoutError:
+            raise RasstError(
+                ErrorCode.CLIENT_TOO_SLOW, "the client is not reading events"
+            ) from None
+        except Exception as exc:
+            raise _ClientGone() from exc
+
+    async def _end_with_error(self, failure: RasstError, reason: str) -> None:
+        """The explicit end of a failed stream: pending events, error, summary, close."""
+        self._counts["errors"] += 1
+        self._metrics.errors.labels(code=str(failure.code)).inc()
+        log.info(
+            "session ended with %s: %s",
+            failure.code,
+            failure.message,
+            extra={"session_id": self.session_id},
+        )
+        try:
+            if failure.code != ErrorCode.CLIENT_TOO_SLOW:
+                while not self._outbound.empty():
+                    event = self._outbound.get_nowait()
+                    if event is not None and not isinstance(event, SessionSummary):
+                        await self._send_now(event)
+            await self._send_now(
+                Error(code=failure.code, message=failure.message, fatal=True, detail=failure.detail)
+            )
+            await self._send_now(self._summary("shutdown" if reason == "shutdown" else "error"))
+        except (_ClientGone, RasstError):
+            pass
+        await self._close(ws_close_code(failure.code), failure.message)
+
+    async def _close(self, code: int, reason: str = "") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            async with asyncio.timeout(_SEND_TIMEOUT):
+                await self._ws.close(code=code, reason=reason[:120])
+        except Exception:
+            pass
+
+
+def _primary_failure(failures: BaseExceptionGroup) -> BaseException:
+    """The failure that explains a stream's end: a disconnect, else our error, else any."""
+    flat: list[BaseException] = []
+    stack: list[BaseException] = [failures]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            flat.append(exc)
+    for kind in (_ClientGone, RasstError):
+        for exc in flat:
+            if isinstance(exc, kind):
+                return exc
+    return flat[0]
+
+
+def _api_key_from(ws: WebSocket) -> str | None:
+    auth = ws.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return ws.headers.get("x-api-key") or ws.query_params.get("api_key")

@@ -1,0 +1,88 @@
+"""Service configuration: environment variables ``RASST_*`` (or CLI flags), validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "rasst"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RASST_", env_file=None, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "info"
+    log_json: bool = False
+
+    # Where the embedded default keeps its SQLite database and index cache.
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    # SQLAlchemy URL of the glossary store; default: SQLite in data_dir.
+    db_url: str | None = None
+
+    # Backends. Without llm_url the service runs in caption mode.
+    llm_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    # Without retriever_url, retrieval runs in process (embedded default).
+    retriever_url: str | None = None
+
+    # Auth: when enabled every REST and WebSocket call needs an API key.
+    auth_enabled: bool = False
+    # Bootstrap admin key (create tenants and keys); never logged.
+    admin_key: str | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Streaming limits (per session unless stated).
+    max_sessions: int = Field(default=64, ge=1)
+    max_pace: float = Field(default=2.0, gt=0)
+    pace_burst_seconds: float = Field(default=10.0, ge=0)
+    max_frame_bytes: int = Field(default=256 * 1024, ge=2)
+    idle_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_session_seconds: float = Field(default=4 * 3600.0, gt=0)
+    max_backlog_seconds: float = Field(default=120.0, gt=0)
+    max_outbound_events: int = Field(default=2000, ge=16)
+    lag_warning_seconds: float = Field(default=5.0, gt=0)
+
+    # Speech front end (VAD + pocketsphinx captions), in worker processes.
+    captions: bool = True
+    speech_workers: int = Field(default=0, ge=0, description="0 = one per CPU core")
+
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"critical", "error", "warning", "info", "debug"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return value
+
+    @field_validator("llm_url", "retriever_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{self.data_dir / 'rasst.db'}"
+
+    @property
+    def worker_count(self) -> int:
+        return self.speech_workers or max(1, os.cpu_count() or 1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

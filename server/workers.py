@@ -1,0 +1,202 @@
+"""Speech worker processes: where the per-session front ends run.
+
+pocketsphinx holds the GIL while it decodes, so threads would serialise every
+session on one core. Each worker is a single-process executor (sticky: a
+session's decoder state lives in exactly one worker) and sessions are placed on
+the least-loaded worker. Decoders are expensive to build (~0.3 s, ~90 MB), so a
+worker keeps idle ones for the next session instead of rebuilding them.
+
+A worker that dies is replaced; its sessions get ``SpeechWorkerLost`` and
+re-open on a live worker (they lose only the utterance in progress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from server.frames import AudioChunk, ChunkAnalysis
+from server.speech import (
+    FrontEndParams,
+    SpeechFrontEnd,
+    default_decoder_factory,
+    default_vad_factory,
+)
+
+log = logging.getLogger(__name__)
+
+# -- inside a worker process ---------------------------------------------------
+# Module state here belongs to one worker process (one executor, one thread), not
+# to the gateway: the gateway never imports these names for their values.
+
+_params: FrontEndParams | None = None
+_sessions: dict[str, SpeechFrontEnd] = {}
+_idle_decoders: list[Any] = []
+
+
+def _worker_init(params: FrontEndParams, warm_decoders: int) -> None:
+    global _params
+    _params = params
+    if params.captions:
+        _idle_decoders.extend(default_decoder_factory() for _ in range(warm_decoders))
+
+
+def _worker_ping() -> int:
+    return os.getpid()
+
+
+def _worker_open(session_id: str) -> None:
+    assert _params is not None
+    decoder = None
+    if _params.captions:
+        decoder = _idle_decoders.pop() if _idle_decoders else default_decoder_factory()
+    _sessions[session_id] = SpeechFrontEnd(_params, default_vad_factory(), decoder)
+
+
+def _worker_process(
+    session_id: str, index: int, start_sample: int, pcm: np.ndarray, final: bool
+) -> ChunkAnalysis:
+    return _sessions[session_id].process(index, start_sample, pcm, final)
+
+
+def _worker_close(session_id: str, keep_decoder: int) -> None:
+    front_end = _sessions.pop(session_id, None)
+    if front_end is None:
+        return
+    decoder = front_end.release_decoder()
+    if decoder is not None and len(_idle_decoders) < keep_decoder:
+        _idle_decoders.append(decoder)
+
+
+# -- in the gateway ----------------------------------------------------------------
+
+
+class SpeechWorkerLost(RuntimeError):
+    """The worker process hosting a session's front end died."""
+
+
+@dataclass(eq=False)
+class _Worker:
+    executor: ProcessPoolExecutor
+    sessions: set[str] = field(default_factory=set)
+    broken: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechWorkerParams:
+    workers: int
+    front_end: FrontEndParams
+    warm_decoders: int = 2
+    # Idle decoders a worker keeps for reuse (memory ~90 MB each).
+    keep_decoders: int = 8
+
+
+class SpeechWorkers:
+    """A fixed set of worker processes hosting the sessions' speech front ends."""
+
+    def __init__(self, params: SpeechWorkerParams) -> None:
+        self._params = params
+        self._workers: list[_Worker] = []
+        self._context = multiprocessing.get_context("spawn")
+
+    def _new_worker(self) -> _Worker:
+        executor = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=self._context,
+            initializer=_worker_init,
+            initargs=(self._params.front_end, self._params.warm_decoders),
+        )
+        return _Worker(executor)
+
+    async def start(self) -> None:
+        self._workers = [self._new_worker() for _ in range(self._params.workers)]
+        loop = asyncio.get_running_loop()
+        # Fail start-up, not the first session, if a worker cannot come up.
+        await asyncio.gather(
+            *(loop.run_in_executor(w.executor, _worker_ping) for w in self._workers)
+        )
+
+    async def ready(self) -> bool:
+        return bool(self._workers) and not any(w.broken for w in self._workers)
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.executor.shutdown(wait=False, cancel_futures=True)
+        self._workers = []
+
+    async def open(self, session_id: str) -> SpeechSession:
+        worker = self._least_loaded()
+        worker.sessions.add(session_id)
+        session = SpeechSession(self, worker, session_id)
+        await session._call(_worker_open, session_id)
+        return session
+
+    def _least_loaded(self) -> _Worker:
+        live = [w for w in self._workers if not w.broken]
+        if not live:
+            raise SpeechWorkerLost("no speech worker is running")
+        return min(live, key=lambda w: len(w.sessions))
+
+    def _replace(self, worker: _Worker) -> None:
+        """Swap a dead worker for a fresh one (once, whoever notices first)."""
+        if worker.broken:
+            return
+        worker.broken = True
+        worker.executor.shutdown(wait=False, cancel_futures=True)
+        if worker in self._workers:
+            index = self._workers.index(worker)
+            self._workers[index] = self._new_worker()
+            log.warning("speech worker died; replaced it", extra={"sessions": len(worker.sessions)})
+
+
+class SpeechSession:
+    """A session's handle on its front end inside a worker process."""
+
+    def __init__(self, pool: SpeechWorkers, worker: _Worker, session_id: str) -> None:
+        self._pool = pool
+        self._worker = worker
+        self._session_id = session_id
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._worker.executor, fn, *args)
+        except (BrokenProcessPool, RuntimeError) as exc:
+            # RuntimeError: submitting to an executor already shut down as broken.
+            if isinstance(exc, RuntimeError) and not self._worker.broken:
+                raise
+            self._pool._replace(self._worker)
+            raise SpeechWorkerLost(str(exc) or "speech worker died") from exc
+
+    async def process(self, chunk: AudioChunk) -> ChunkAnalysis:
+        return await self._call(
+            _worker_process,
+            self._session_id,
+            chunk.index,
+            chunk.start_sample,
+            chunk.pcm,
+            chunk.final,
+        )
+
+    async def reopen(self) -> None:
+        """After a SpeechWorkerLost: continue on a live worker with a fresh front end."""
+        self._worker.sessions.discard(self._session_id)
+        self._worker = self._pool._least_loaded()
+        self._worker.sessions.add(self._session_id)
+        await self._call(_worker_open, self._session_id)
+
+    async def aclose(self) -> None:
+        self._worker.sessions.discard(self._session_id)
+        if self._worker.broken:
+            return
+        with contextlib.suppress(SpeechWorkerLost):
+            await self._call(_worker_close, self._session_id, self._pool._params.keep_decoders)
