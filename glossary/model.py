@@ -21,9 +21,20 @@ class GlossaryEntry:
     priority: int = 0
 
     def translation(self, lang: str) -> str | None:
-        """The preferred translation into ``lang``, or None when there is none."""
+        """The preferred translation into ``lang``, or None when there is none.
+
+        A session asking for ``zh`` uses a glossary's ``zh-CN`` column (and the
+        other way round) when there is no exact match: glossaries and clients
+        rarely agree on regional subtags.
+        """
         options = self.targets.get(lang)
-        return options[0] if options else None
+        if options:
+            return options[0]
+        primary = lang.split("-", 1)[0].lower()
+        for code, values in self.targets.items():
+            if values and code.split("-", 1)[0].lower() == primary:
+                return values[0]
+        return None
 
 
 @dataclass(frozen=True, slots=True)

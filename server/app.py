@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -10,7 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+import glossary.router
+from glossary.store import GlossaryStore
 from server.errors import ErrorCode, RasstError, error_body, http_status
+from server.glossary_access import StoreGlossaryAccess
 from server.metrics import GatewayMetrics
 from server.protocol import PROTOCOL_VERSION
 from server.routes import router
@@ -28,6 +32,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            store = GlossaryStore.from_settings(settings)
+            stack.callback(store.close)
+            await asyncio.to_thread(store.create_schema)
             speech = SpeechWorkers(
                 SpeechWorkerParams(
                     workers=settings.worker_count,
@@ -41,8 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metrics=GatewayMetrics(),
                 speech=speech,
                 sessions=SessionRegistry(settings.max_sessions),
+                glossaries=StoreGlossaryAccess(
+                    store,
+                    auth_enabled=settings.auth_enabled,
+                    poll_interval=settings.glossary_poll_seconds,
+                ),
             )
             app.state.settings = settings
+            app.state.glossary_store = store
             app.state.services = services
             log.info(
                 "gateway ready",
@@ -58,11 +72,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
-    _install_error_handlers(app)
+    app.include_router(glossary.router.router)
+    install_error_handlers(app)
     return app
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI) -> None:
+    """One envelope for every HTTP error (RasstError and request validation alike)."""
+
     async def on_rasst_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RasstError)
         return JSONResponse(

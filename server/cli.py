@@ -53,9 +53,7 @@ def serve(
     json_logs: Annotated[bool, typer.Option(help="Structured JSON logs.")] = False,
 ) -> None:
     """Run the gateway (embedded default: CPU only, no model download)."""
-    import uvicorn
-
-    from server.app import create_app
+    from server.runner import run
     from server.settings import Settings
 
     overrides: dict[str, Any] = {
@@ -76,15 +74,7 @@ def serve(
         console.print(f"[red]invalid configuration:[/red] {exc}")
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, json_logs=settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,
-        ws_max_size=4 * 1024 * 1024,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
-    )
+    run(settings)
 
 
 @app.command()

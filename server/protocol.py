@@ -90,7 +90,8 @@ def parse_client_message(text: str) -> SessionStart | SessionEnd:
         return _CLIENT_ADAPTER.validate_python(raw)
     except ValidationError as exc:
         problems = [
-            {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]}
+            # The first location element is the discriminator tag: leave it out.
+            {"loc": ".".join(str(p) for p in err["loc"][1:]), "msg": err["msg"]}
             for err in exc.errors(include_url=False, include_input=False)
         ]
         raise RasstError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,8 +29,13 @@ class GlossaryAccess(Protocol):
         """Current snapshots; raises RasstError(GLOSSARY_NOT_FOUND) for unknown or foreign ids."""
         ...
 
-    def watch(self, tenant: str, ids: Sequence[str]) -> AsyncIterator[list[GlossarySnapshot]]:
-        """Yields the new snapshots each time one of the glossaries changes."""
+    def watch(
+        self, tenant: str, ids: Sequence[str], since: Mapping[str, int]
+    ) -> AsyncIterator[list[GlossarySnapshot]]:
+        """Yields the current snapshots each time one of the glossaries changes version.
+
+        ``since`` holds the versions the session loaded, so no change is missed.
+        """
         ...
 
 

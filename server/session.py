@@ -444,7 +444,8 @@ class StreamSession:
     async def _follow_glossaries(self) -> None:
         assert self._services.glossaries is not None
         ids = [g.id for g in self._glossaries]
-        async for snapshots in self._services.glossaries.watch(self._tenant, ids):
+        since = {g.id: g.version for g in self._glossaries}
+        async for snapshots in self._services.glossaries.watch(self._tenant, ids, since):
             self._glossaries = list(snapshots)
             self._retriever.set_glossaries(snapshots)
             self._warn(

@@ -55,7 +55,17 @@ class Settings(BaseSettings):
     captions: bool = True
     speech_workers: int = Field(default=0, ge=0, description="0 = one per CPU core")
 
+    # How often sessions look for glossary changes made by other processes
+    # (changes through this process arrive at once).
+    glossary_poll_seconds: float = Field(default=1.0, gt=0)
+
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    # Glossary limits
+    glossary_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    glossary_max_entries: int = Field(default=100_000, ge=1)
+    glossary_max_term_chars: int = Field(default=1024, ge=16)
+    glossary_max_per_tenant: int = Field(default=1000, ge=1)
 
     @field_validator("log_level")
     @classmethod

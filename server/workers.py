@@ -17,6 +17,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -43,8 +44,22 @@ _sessions: dict[str, SpeechFrontEnd] = {}
 _idle_decoders: list[Any] = []
 
 
+def _exit_with_parent() -> None:
+    """Exit when the gateway process dies, even by SIGKILL: never leave orphans behind."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _worker_init(params: FrontEndParams, warm_decoders: int) -> None:
     global _params
+    _exit_with_parent()
     _params = params
     if params.captions:
         _idle_decoders.extend(default_decoder_factory() for _ in range(warm_decoders))

@@ -1,0 +1,43 @@
+# The two commands of the README's Quick start:
+#   make run    install the service into .venv and run it (embedded default: CPU, no download)
+#   make test   install what the tests need (system packages too) and run the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run install install-test test lint schema bench-gateway clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+run: install
+	$(BIN)/rasst serve --host $(HOST) --port $(PORT)
+
+install-test: $(BIN)/python
+	tests/support/system_deps.sh
+	$(BIN)/pip install --quiet -e '.[test,postgres]'
+
+test: install-test
+	$(BIN)/ruff check .
+	$(BIN)/python -m server.schema --check
+	$(BIN)/python -m pytest
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check server retriever glossary
+	$(BIN)/mypy
+
+schema:
+	$(BIN)/python -m server.schema
+
+bench-gateway: install
+	$(BIN)/python bench/gateway_concurrency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

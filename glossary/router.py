@@ -1,0 +1,529 @@
+"""REST API of the glossary service: ``/v1/glossaries`` and the admin ``/v1/tenants``.
+
+The router only authenticates, reads the request and shapes the response;
+parsing runs in ``glossary.service`` and storage in ``glossary.store``, both
+off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from glossary.auth import authenticate, check_admin
+from glossary.formats import IMPORT_FORMATS, export_glossary
+from glossary.model import GlossaryEntry
+from glossary.report import ImportReport
+from glossary.schemas import (
+    ApiKeyCreated,
+    ApiKeyOut,
+    EntryOut,
+    ErrorEnvelope,
+    GlossaryCreate,
+    GlossaryDetail,
+    GlossaryList,
+    GlossaryPatch,
+    GlossaryPatched,
+    GlossarySummary,
+    GlossaryWritten,
+    TenantCreate,
+    TenantCreated,
+    TenantOut,
+)
+from glossary.service import UploadRequest, glossary_name, parse_entries, parse_upload
+from glossary.store import GlossaryStore
+from glossary.validation import normalise_text, report_error
+from server.errors import ErrorCode, RasstError
+from server.settings import Settings
+
+# Multipart framing and the small form fields around the file.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+def get_store(request: Request) -> GlossaryStore:
+    store: GlossaryStore = request.app.state.glossary_store
+    return store
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+StoreDep = Annotated[GlossaryStore, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer API_KEY")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="Alternative to the Bearer header."
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+ApiKeyDep = Annotated[str | None, Depends(_api_key_header)]
+
+
+def _presented_key(bearer: HTTPAuthorizationCredentials | None, header: str | None) -> str | None:
+    return bearer.credentials if bearer is not None else header
+
+
+def get_tenant(store: StoreDep, settings: SettingsDep, bearer: BearerDep, header: ApiKeyDep) -> str:
+    return authenticate(store, _presented_key(bearer, header), auth_enabled=settings.auth_enabled)
+
+
+def require_admin(settings: SettingsDep, bearer: BearerDep, header: ApiKeyDep) -> None:
+    check_admin(_presented_key(bearer, header), settings.admin_key)
+
+
+TenantDep = Annotated[str, Depends(get_tenant)]
+IfMatch = Annotated[
+    str | None,
+    Header(description='Only change the glossary if it is still at this ETag (e.g. "3").'),
+]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorEnvelope, "description": text}
+    for code, text in {
+        401: "Missing, unknown or revoked API key.",
+        404: "No such glossary for this tenant.",
+        422: "Invalid request or glossary; detail.report lists every problem.",
+    }.items()
+}
+_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    413: {"model": ErrorEnvelope, "description": "File larger than the limit."},
+    415: {"model": ErrorEnvelope, "description": "Not CSV, TSV, JSON, TBX or TMX."},
+}
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_UPLOAD_ERRORS,
+    412: {"model": ErrorEnvelope, "description": "If-Match does not match the current ETag."},
+}
+
+
+def _upload_body_doc() -> dict[str, Any]:
+    json_schema = GlossaryCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+    json_schema.pop("$defs", None)
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "CSV, TSV, JSON, TBX-Basic or TMX 1.4; UTF-8 or "
+                                "UTF-16.",
+                            },
+                            "name": {"type": "string", "maxLength": 200},
+                            "format": {
+                                "type": "string",
+                                "enum": list(IMPORT_FORMATS),
+                                "description": "Detected from the content when absent.",
+                            },
+                            "source_language": {
+                                "type": "string",
+                                "description": "Overrides the file's source language.",
+                            },
+                            "target_language": {
+                                "type": "string",
+                                "description": "For headerless two-column files only.",
+                            },
+                        },
+                    }
+                },
+                "application/json": {"schema": json_schema},
+            },
+        }
+    }
+
+
+router = APIRouter(prefix="/v1")
+
+
+# -- glossaries ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/glossaries",
+    tags=["glossaries"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=GlossaryWritten,
+    responses=_UPLOAD_ERRORS,
+    openapi_extra=_upload_body_doc(),
+    summary="Upload a glossary (multipart file or JSON body)",
+)
+async def create_glossary(
+    request: Request, response: Response, store: StoreDep, tenant: TenantDep
+) -> GlossaryWritten:
+    upload = await _read_upload(request, store)
+
+    def work() -> GlossaryWritten:
+        parsed = parse_upload(upload, store.limits)
+        requested = upload.name or (upload.body.name if upload.body else None)
+        name = glossary_name(requested, parsed, upload.filename, store.limits)
+        info = store.create_glossary(tenant, name, parsed.source_language, parsed.entries)
+        return GlossaryWritten(
+            id=info.id,
+            name=info.name,
+            version=info.version,
+            etag=info.etag,
+            entry_count=info.entry_count,
+            report=parsed.report,
+        )
+
+    written = await run_in_threadpool(work)
+    response.headers["ETag"] = written.etag
+    response.headers["Location"] = f"/v1/glossaries/{written.id}"
+    return written
+
+
+@router.get("/glossaries", tags=["glossaries"], response_model=GlossaryList, responses=_ERRORS)
+def list_glossaries(
+    store: StoreDep,
+    tenant: TenantDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> GlossaryList:
+    items, total = store.list_glossaries(tenant, offset=offset, limit=limit)
+    return GlossaryList(
+        items=[GlossarySummary.of(i) for i in items], total=total, offset=offset, limit=limit
+    )
+
+
+@router.get(
+    "/glossaries/{glossary_id}",
+    tags=["glossaries"],
+    response_model=GlossaryDetail,
+    responses={**_ERRORS, 304: {"description": "Unchanged since If-None-Match."}},
+    summary="A glossary with one page of its entries",
+)
+def get_glossary(
+    glossary_id: str,
+    response: Response,
+    store: StoreDep,
+    tenant: TenantDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    info, entries = store.get_entries(tenant, glossary_id, offset=offset, limit=limit)
+    if if_none_match and info.etag in _etags(if_none_match):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": info.etag})
+    response.headers["ETag"] = info.etag
+    return GlossaryDetail(
+        **GlossarySummary.of(info).model_dump(),
+        entries=[EntryOut.of(e) for e in entries],
+        offset=offset,
+        limit=limit,
+    )
+
+
+@router.put(
+    "/glossaries/{glossary_id}",
+    tags=["glossaries"],
+    response_model=GlossaryWritten,
+    responses=_WRITE_ERRORS,
+    openapi_extra=_upload_body_doc(),
+    summary="Replace all entries (multipart file or JSON body)",
+)
+async def replace_glossary(
+    glossary_id: str,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    tenant: TenantDep,
+    if_match: IfMatch = None,
+) -> GlossaryWritten:
+    expected = _expected_version(if_match)
+    upload = await _read_upload(request, store)
+
+    def work() -> GlossaryWritten:
+        current = store.get_info(tenant, glossary_id)
+        parsed = parse_upload(upload, store.limits)
+        requested = upload.name or (upload.body.name if upload.body else None) or current.name
+        name = glossary_name(requested, parsed, None, store.limits)
+        info = store.replace_glossary(
+            tenant,
+            glossary_id,
+            name=name,
+            source_language=parsed.source_language,
+            entries=parsed.entries,
+            expected_version=expected,
+        )
+        return GlossaryWritten(
+            id=info.id,
+            name=info.name,
+            version=info.version,
+            etag=info.etag,
+            entry_count=info.entry_count,
+            report=parsed.report,
+        )
+
+    written = await run_in_threadpool(work)
+    response.headers["ETag"] = written.etag
+    return written
+
+
+@router.patch(
+    "/glossaries/{glossary_id}",
+    tags=["glossaries"],
+    response_model=GlossaryPatched,
+    responses={**_ERRORS, 412: _WRITE_ERRORS[412]},
+    summary="Rename, add or replace entries, remove entries",
+)
+def patch_glossary(
+    glossary_id: str,
+    patch: GlossaryPatch,
+    response: Response,
+    store: StoreDep,
+    tenant: TenantDep,
+    if_match: IfMatch = None,
+) -> GlossaryPatched:
+    expected = _expected_version(if_match)
+    current = store.get_info(tenant, glossary_id)
+    changes = patch.model_dump(exclude_unset=True)
+    report = ImportReport(format="json-body", source_language=current.source_language)
+    add: tuple[GlossaryEntry, ...] = ()
+    if patch.add:
+        parsed = parse_entries(patch.add, current.source_language, store.limits)
+        add, report = parsed.entries, parsed.report
+    result = store.patch_glossary(
+        tenant,
+        glossary_id,
+        name=normalise_text(changes["name"]) if changes.get("name") else None,
+        add=add,
+        remove=[normalise_text(s) for s in patch.remove],
+        expected_version=expected,
+    )
+    response.headers["ETag"] = result.info.etag
+    return GlossaryPatched(
+        id=result.info.id,
+        version=result.info.version,
+        etag=result.info.etag,
+        entry_count=result.info.entry_count,
+        added=result.added,
+        updated=result.updated,
+        removed=result.removed,
+        not_found=list(result.not_found),
+        report=report,
+    )
+
+
+@router.delete(
+    "/glossaries/{glossary_id}",
+    tags=["glossaries"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_ERRORS, 412: _WRITE_ERRORS[412]},
+)
+def delete_glossary(
+    glossary_id: str, store: StoreDep, tenant: TenantDep, if_match: IfMatch = None
+) -> Response:
+    store.delete_glossary(tenant, glossary_id, expected_version=_expected_version(if_match))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/glossaries/{glossary_id}/export",
+    tags=["glossaries"],
+    responses={
+        **_ERRORS,
+        200: {
+            "description": "The glossary as a file.",
+            "content": {
+                "text/csv": {},
+                "text/tab-separated-values": {},
+                "application/json": {},
+                "application/x-tbx+xml": {},
+                "application/x-tmx+xml": {},
+            },
+        },
+    },
+    summary="Download as CSV, TSV, JSON, TBX-Basic or TMX",
+)
+def export(
+    glossary_id: str,
+    store: StoreDep,
+    tenant: TenantDep,
+    format: Annotated[Literal["csv", "tsv", "json", "tbx", "tmx"], Query()] = "csv",
+) -> Response:
+    snapshot = store.get_snapshot(tenant, glossary_id)
+    exported = export_glossary(snapshot, format)
+    return Response(
+        exported.content,
+        media_type=exported.media_type,
+        headers={
+            "ETag": f'"{snapshot.version}"',
+            # The id, not the user-chosen name: nothing user-controlled in a header.
+            "Content-Disposition": f'attachment; filename="{snapshot.id}.{exported.extension}"',
+        },
+    )
+
+
+# -- tenants and keys (admin) ------------------------------------------------------------------
+
+_admin = [Depends(require_admin)]
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorEnvelope, "description": "Missing or wrong admin key."},
+    403: {"model": ErrorEnvelope, "description": "Admin API disabled (no RASST_ADMIN_KEY)."},
+    404: {"model": ErrorEnvelope, "description": "No such tenant or key."},
+}
+
+
+@router.post(
+    "/tenants",
+    tags=["tenants"],
+    dependencies=_admin,
+    status_code=status.HTTP_201_CREATED,
+    response_model=TenantCreated,
+    responses={**_ADMIN_ERRORS, 409: {"model": ErrorEnvelope}},
+    summary="Create a tenant and its first API key",
+)
+def create_tenant(body: TenantCreate, store: StoreDep) -> TenantCreated:
+    record = store.create_tenant(body.name, body.id)
+    key, plain = store.create_api_key(record.id)
+    return TenantCreated(
+        **TenantOut.of(record).model_dump(),
+        api_key=ApiKeyCreated(**ApiKeyOut.of(key).model_dump(), api_key=plain),
+    )
+
+
+@router.get(
+    "/tenants",
+    tags=["tenants"],
+    dependencies=_admin,
+    response_model=list[TenantOut],
+    responses=_ADMIN_ERRORS,
+)
+def list_tenants(store: StoreDep) -> list[TenantOut]:
+    return [TenantOut.of(t) for t in store.list_tenants()]
+
+
+@router.post(
+    "/tenants/{tenant_id}/keys",
+    tags=["tenants"],
+    dependencies=_admin,
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses=_ADMIN_ERRORS,
+)
+def create_key(tenant_id: str, store: StoreDep) -> ApiKeyCreated:
+    key, plain = store.create_api_key(tenant_id)
+    return ApiKeyCreated(**ApiKeyOut.of(key).model_dump(), api_key=plain)
+
+
+@router.get(
+    "/tenants/{tenant_id}/keys",
+    tags=["tenants"],
+    dependencies=_admin,
+    response_model=list[ApiKeyOut],
+    responses=_ADMIN_ERRORS,
+)
+def list_keys(tenant_id: str, store: StoreDep) -> list[ApiKeyOut]:
+    return [ApiKeyOut.of(k) for k in store.list_api_keys(tenant_id)]
+
+
+@router.delete(
+    "/tenants/{tenant_id}/keys/{key_id}",
+    tags=["tenants"],
+    dependencies=_admin,
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_ADMIN_ERRORS,
+)
+def revoke_key(tenant_id: str, key_id: str, store: StoreDep) -> Response:
+    store.revoke_api_key(tenant_id, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+async def _read_upload(request: Request, store: GlossaryStore) -> UploadRequest:
+    limit = store.limits.max_file_bytes
+    cap = limit + _MULTIPART_OVERHEAD
+    too_large = report_error(
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        f"the upload is larger than the {limit}-byte limit",
+        ImportReport(format="unknown"),
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            raise too_large
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type == "multipart/form-data":
+        return await _read_multipart(request, bytes(body))
+    if content_type == "application/json":
+        try:
+            return UploadRequest(body=GlossaryCreate.model_validate_json(bytes(body)))
+        except ValidationError as exc:
+            problems = [
+                {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
+                for e in exc.errors(include_url=False, include_input=False)
+            ]
+            raise RasstError(
+                ErrorCode.VALIDATION_FAILED, "the JSON body is not a glossary", detail=problems
+            ) from None
+    raise RasstError(
+        ErrorCode.UNSUPPORTED_FORMAT,
+        "send multipart/form-data with a 'file' field, or an application/json glossary",
+    )
+
+
+async def _read_multipart(request: Request, body: bytes) -> UploadRequest:
+    async def replay() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, replay(), max_files=1, max_fields=16).parse()
+    except MultiPartException as exc:
+        raise RasstError(
+            ErrorCode.VALIDATION_FAILED, f"bad multipart body: {exc.message}"
+        ) from None
+    try:
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise RasstError(ErrorCode.VALIDATION_FAILED, "multipart field 'file' is required")
+        data = await file.read()
+
+        def field(name: str) -> str | None:
+            value = form.get(name)
+            return value.strip() or None if isinstance(value, str) else None
+
+        return UploadRequest(
+            data=data,
+            filename=file.filename,
+            name=field("name"),
+            format=field("format"),
+            source_language=field("source_language"),
+            target_language=field("target_language"),
+        )
+    finally:
+        await form.close()
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",")}
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if not if_match or if_match.strip() == "*":
+        return None
+    for tag in _etags(if_match):
+        value = tag.strip('"')
+        if value.isdigit():
+            return int(value)
+    raise RasstError(
+        ErrorCode.PRECONDITION_FAILED, f"If-Match {if_match!r} is not an ETag we issue"
+    )
