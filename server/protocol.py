@@ -205,6 +205,13 @@ class Warning_(_Model):
     chunk: int | None = None
 
 
+class GlossaryUpdated(_Model):
+    """A glossary in use changed; terms of later chunks come from these versions."""
+
+    type: Literal["glossary.updated"] = "glossary.updated"
+    glossaries: list[GlossaryInUse]
+
+
 class Error(_Model):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -245,6 +252,7 @@ ServerEvent = Annotated[
     | TranslationCommitEvent
     | ChunkDone
     | Warning_
+    | GlossaryUpdated
     | Error
     | SessionSummary,
     Field(discriminator="type"),

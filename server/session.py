@@ -59,6 +59,7 @@ from server.protocol import (
     ChunkDone,
     Error,
     GlossaryInUse,
+    GlossaryUpdated,
     LatencyStats,
     SessionEnd,
     SessionLimits,
@@ -448,13 +449,12 @@ class StreamSession:
         async for snapshots in self._services.glossaries.watch(self._tenant, ids, since):
             self._glossaries = list(snapshots)
             self._retriever.set_glossaries(snapshots)
-            self._warn(
-                StageWarning(
-                    "glossary_updated",
-                    "glossaries updated: "
-                    + ", ".join(
-                        f"{g.id} v{g.version} ({len(g.entries)} entries)" for g in snapshots
-                    ),
+            self._emit(
+                GlossaryUpdated(
+                    glossaries=[
+                        GlossaryInUse(id=g.id, version=g.version, entries=len(g.entries))
+                        for g in snapshots
+                    ]
                 )
             )
             if self._input_closed:

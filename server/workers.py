@@ -145,7 +145,7 @@ class SpeechWorkers:
 
     def close(self) -> None:
         for worker in self._workers:
-            worker.executor.shutdown(wait=False, cancel_futures=True)
+            worker.executor.shutdown(wait=True, cancel_futures=True)
         self._workers = []
 
     async def open(self, session_id: str) -> SpeechSession:

@@ -63,6 +63,7 @@ def test_every_server_event_type_is_in_the_union() -> None:
         "translation.commit",
         "chunk.done",
         "warning",
+        "glossary.updated",
         "error",
         "session.summary",
     }

@@ -1,0 +1,106 @@
+"""Typed configuration of the translator: endpoint, decoding, history, faults.
+
+Grouped into small frozen dataclasses so the service constructor takes one
+object; defaults are the reference system's (see docs/translator.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class AudioPartStyle(StrEnum):
+    """How a chunk's audio travels in the chat request (both are OpenAI-style parts)."""
+
+    # {"type": "input_audio", "input_audio": {"data": <base64 WAV>, "format": "wav"}}
+    INPUT_AUDIO = "input_audio"
+    # {"type": "audio_url", "audio_url": {"url": "data:audio/wav;base64,..."}}
+    AUDIO_URL = "audio_url"
+
+
+class TrimPolicy(StrEnum):
+    """How the bounded history is shortened once it is full."""
+
+    # Drop a block of the oldest chunks at once: the prompt prefix (and thus
+    # vLLM's prefix cache) stays valid for `block` steps between trims.
+    BLOCK = "block"
+    # The reference's policy: drop the oldest chunk every step once full. Every
+    # step then changes the prompt right after the system prompt, so almost
+    # nothing of the history is served from the prefix cache.
+    STEP = "step"
+
+
+@dataclass(frozen=True, slots=True)
+class DecodingParams:
+    """Sampling settings sent with every request (reference defaults)."""
+
+    temperature: float = 0.6
+    top_p: float = 0.95
+    top_k: int = 20
+    # max_tokens = max_tokens_per_lm × lm (the reference: 40 × lm).
+    max_tokens_per_lm: int = 40
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryParams:
+    """How many past chunks (audio + answer pairs) stay in the prompt."""
+
+    policy: TrimPolicy = TrimPolicy.BLOCK
+    # None: the reference's limits, 30 chunks for lm 1–2 and 20 for lm 3–4.
+    max_chunks: int | None = None
+    # Chunks dropped per trim under the block policy; None: a third of max_chunks.
+    block: int | None = None
+
+    def limit(self, lm: int) -> int:
+        if self.max_chunks is not None:
+            return max(0, self.max_chunks)
+        return 30 if lm <= 2 else 20
+
+    def block_size(self, lm: int) -> int:
+        limit = self.limit(lm)
+        if self.block is not None:
+            return max(1, min(self.block, max(limit, 1)))
+        return max(1, limit // 3)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultParams:
+    """Timeouts, retries and the circuit breaker around the LLM endpoint."""
+
+    connect_timeout: float = 3.0
+    # Longest silence between two SSE chunks (also bounds time to first token).
+    read_timeout: float = 20.0
+    write_timeout: float = 10.0
+    # Retries of requests that failed to connect; nothing was generated yet, so
+    # retrying is safe. Read timeouts are not retried: the server may still be
+    # working on the request and a retry would double its load.
+    connect_retries: int = 2
+    backoff_seconds: float = 0.1
+    backoff_max_seconds: float = 1.0
+    # Consecutive failed requests (any session) that open the breaker.
+    breaker_failures: int = 3
+    # How long an open breaker fails fast before one probe request may pass.
+    breaker_reset_seconds: float = 3.0
+    breaker_reset_max_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class TranslatorParams:
+    """Everything the vLLM translator needs; built once by the composition root."""
+
+    # Base URL of the OpenAI-compatible server, with or without a trailing /v1.
+    url: str
+    # Served model name; None: the first model the server lists.
+    model: str | None = None
+    api_key: str | None = None
+    decoding: DecodingParams = field(default_factory=DecodingParams)
+    history: HistoryParams = field(default_factory=HistoryParams)
+    faults: FaultParams = field(default_factory=FaultParams)
+    audio_part: AudioPartStyle = AudioPartStyle.INPUT_AUDIO
+    # Header naming the session on every request, for routers that pin a session
+    # to one vLLM replica (prefix cache), e.g. vLLM production-stack's
+    # `--routing-logic session --session-key x-session-id`. None: not sent.
+    session_header: str | None = "x-session-id"
+    # Connection pool size shared by all sessions.
+    max_connections: int = 256
