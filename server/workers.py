@@ -185,12 +185,14 @@ class SpeechSession:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._worker.executor, fn, *args)
-        except (BrokenProcessPool, RuntimeError) as exc:
-            # RuntimeError: submitting to an executor already shut down as broken.
-            if isinstance(exc, RuntimeError) and not self._worker.broken:
-                raise
+        except BrokenProcessPool as exc:
             self._pool._replace(self._worker)
-            raise SpeechWorkerLost(str(exc) or "speech worker died") from exc
+            raise SpeechWorkerLost("speech worker died") from exc
+        except RuntimeError as exc:
+            # Submitting to an executor that another session already found broken.
+            if not self._worker.broken:
+                raise
+            raise SpeechWorkerLost("speech worker died") from exc
 
     async def process(self, chunk: AudioChunk) -> ChunkAnalysis:
         return await self._call(
