@@ -15,11 +15,11 @@ router = APIRouter()
 
 
 def get_services(request: Request) -> GatewayServices:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services
 
 
 def get_ws_services(websocket: WebSocket) -> GatewayServices:
-    return websocket.app.state.services  # type: ignore[no-any-return]
+    return websocket.app.state.services
 
 
 ServicesDep = Annotated[GatewayServices, Depends(get_services)]

@@ -27,6 +27,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,7 +288,7 @@ class StreamSession:
 
     # -- receiver ----------------------------------------------------------
 
-    async def _receive(self) -> dict[str, Any]:
+    async def _receive(self) -> Mapping[str, Any]:
         try:
             async with asyncio.timeout(self._settings.idle_timeout_seconds):
                 message = await self._ws.receive()

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from retriever.biased_lm import LanguageModelSpec
 from server.frames import PIPELINE_RATE, ChunkAnalysis, RecognizedWord, SourceCaption
 
 VAD_FRAME = 512  # samples at 16 kHz: what silero VAD takes per call (32 ms)
 _DECODER_FRAME = 160  # pocketsphinx frame shift (10 ms) in samples
 _ALT_PRONUNCIATION = re.compile(r"\(\d+\)$")
+_DEFAULT_SEARCH = "_default"  # pocketsphinx's name for the LM a decoder starts with
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +66,69 @@ class SpeechFrontEnd:
         self._utterance_samples = 0
         self._silence_run = 0
         self._last_partial = ""
+        # Language model switching: a loaded search waits for the next utterance.
+        self._pending_search: str | None = None
+        self._searches: set[str] = set()
 
     @property
     def utterance_index(self) -> int:
         return self._utterance_index
 
+    @property
+    def language_model(self) -> str:
+        """The decoder's active search: "" for the default LM, else the biased LM's name."""
+        if self._decoder is None:
+            return ""
+        name = str(self._decoder.current_search())
+        return "" if name == _DEFAULT_SEARCH else name
+
+    def set_language_model(self, spec: LanguageModelSpec | None) -> None:
+        """Decode with ``spec`` (None: the default LM) from the next utterance on.
+
+        Loading happens now (dictionary words + the binary LM, ~0.2 s); the switch
+        waits for an utterance boundary, so no utterance mixes two models and no
+        audio waits for it.
+        """
+        if self._decoder is None:
+            return
+        if spec is None:
+            self._pending_search = _DEFAULT_SEARCH
+        else:
+            if spec.name not in self._searches:
+                for word, phones in spec.words:
+                    if self._decoder.lookup_word(word) is None:
+                        self._decoder.add_word(word, phones, False)
+                self._decoder.add_lm_file(spec.name, spec.path)
+                self._searches.add(spec.name)
+            self._pending_search = spec.name
+        if not self._in_utterance:
+            self._switch_search()
+
+    def _switch_search(self) -> None:
+        target, self._pending_search = self._pending_search, None
+        if target is None or self._decoder is None:
+            return
+        self._decoder.activate_search(None if target == _DEFAULT_SEARCH else target)
+        # Free the models no longer in use (a biased LM is ~10 MB or more).
+        for name in self._searches - {target}:
+            self._decoder.remove_search(name)
+        self._searches &= {target}
+
     def release_decoder(self) -> Any | None:
-        """Hand the decoder back for reuse by another session (ends any open utterance)."""
+        """Hand the decoder back for reuse by another session (ends any open utterance).
+
+        A decoder goes back with the default LM active: the next session may use
+        another glossary, or none.
+        """
         decoder, self._decoder = self._decoder, None
-        if decoder is not None and self._in_utterance:
-            decoder.end_utt()
+        if decoder is not None:
+            if self._in_utterance:
+                decoder.end_utt()
+            if self._searches:
+                decoder.activate_search(None)
+                for name in self._searches:
+                    decoder.remove_search(name)
+        self._searches.clear()
         self._in_utterance = False
         return decoder
 
@@ -104,8 +159,10 @@ class SpeechFrontEnd:
             self._remainder = np.zeros(0, dtype=np.int16)
             if self._in_utterance:
                 self._end_utterance(captions, words)
-        elif self._in_utterance and self._decoder is not None:
-            partial = self._partial_caption()
+        partial_words: tuple[RecognizedWord, ...] = ()
+        if not final and self._in_utterance and self._decoder is not None:
+            partial_words = tuple(self._words())
+            partial = self._partial_caption(partial_words)
             if partial is not None:
                 captions.append(partial)
         return ChunkAnalysis(
@@ -113,6 +170,8 @@ class SpeechFrontEnd:
             speech_samples=speech_samples,
             captions=tuple(captions),
             words=tuple(words),
+            partial_words=partial_words,
+            language_model=self.language_model,
         )
 
     # -- utterance state machine ------------------------------------------
@@ -147,6 +206,8 @@ class SpeechFrontEnd:
         self._preroll.clear()
         self._utterance_start = preroll[0][0] if preroll else sample
         self._utterance_samples = VAD_FRAME * len(preroll)
+        if self._pending_search is not None:
+            self._switch_search()
         if self._decoder is not None:
             self._decoder.start_utt()
             for _, frame in preroll:
@@ -178,10 +239,9 @@ class SpeechFrontEnd:
                 )
             )
 
-    def _partial_caption(self) -> SourceCaption | None:
-        assert self._decoder is not None
-        hyp = self._decoder.hyp()
-        text = " ".join(filter(None, (clean_word(t) for t in (hyp.hypstr if hyp else "").split())))
+    def _partial_caption(self, words: tuple[RecognizedWord, ...]) -> SourceCaption | None:
+        # The best path's words are the hypothesis: one traceback serves both.
+        text = " ".join(w.word for w in words)
         if not text or text == self._last_partial:
             return None
         self._last_partial = text
@@ -211,10 +271,17 @@ class SpeechFrontEnd:
 
 
 def default_decoder_factory() -> Any:
-    """A pocketsphinx US-English word decoder with the models shipped in its wheel."""
+    """A pocketsphinx US-English word decoder with the models shipped in its wheel.
+
+    Streaming settings: no second (flat-lexicon) pass, which re-decodes the whole
+    utterance at its end (per-chunk cost doubled at utterance ends, never
+    decode twice); and a capped active-HMM count. Measured on two_cities_16k.wav:
+    CPU 11.8 s -> 9.2 s per 44 s of speech, p95 per 1.92 s chunk 0.96 s -> 0.48 s,
+    word error rate 0.30 either way.
+    """
     from pocketsphinx import Decoder
 
-    return Decoder(loglevel="FATAL")
+    return Decoder(loglevel="FATAL", fwdflat=False, maxhmmpf=10000)
 
 
 def default_vad_factory() -> Any:
