@@ -54,6 +54,10 @@ class History:
         # Dropping `block` pairs; with block = 1 this is exactly the step policy.
         return self._trim_to(max(0, self._limit + 1 - self._block))
 
+    def drop_block(self) -> int:
+        """Drop the oldest block now (the prompt was rejected, e.g. as too long)."""
+        return self._trim_to(max(0, len(self._pairs) - max(self._block, len(self._pairs) // 2)))
+
     def _trim_to(self, size: int) -> int:
         dropped = 0
         while len(self._pairs) > size:

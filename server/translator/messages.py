@@ -58,10 +58,14 @@ LANGUAGE_NAMES: Mapping[str, str] = {
 }
 
 
+def base_language(lang: str) -> str:
+    """``zh`` for ``zh``, ``zh-CN``, ``ZH_cn``."""
+    return lang.replace("_", "-").split("-", 1)[0].lower()
+
+
 def language_name(lang: str) -> str:
     """English name of a language code (``zh``, ``zh-CN``, ``de_DE`` …); the code if unknown."""
-    base = lang.replace("_", "-").split("-", 1)[0].lower()
-    return LANGUAGE_NAMES.get(base, lang)
+    return LANGUAGE_NAMES.get(base_language(lang), lang)
 
 
 def system_message(lang: str) -> Message:

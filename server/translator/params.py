@@ -6,6 +6,7 @@ object; defaults are the reference system's (see docs/translator.md).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -93,6 +94,10 @@ class TranslatorParams:
     url: str
     # Served model name; None: the first model the server lists.
     model: str | None = None
+    # Per target language served model names (e.g. the released per-language
+    # RASST models, or LoRA adapters of one base in one vLLM); languages not
+    # listed use `model`. Keys are base language codes ("zh", "de", "ja").
+    models: Mapping[str, str] = field(default_factory=dict)
     api_key: str | None = None
     decoding: DecodingParams = field(default_factory=DecodingParams)
     history: HistoryParams = field(default_factory=HistoryParams)

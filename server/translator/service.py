@@ -29,7 +29,13 @@ from server.stages import SessionContext, TranslationEvent, WarnFn
 from server.translator.breaker import CircuitBreaker
 from server.translator.client import ChatClient, LlmError, StreamEnd, build_http_client
 from server.translator.history import History
-from server.translator.messages import Message, audio_part, build_messages, build_user_turn
+from server.translator.messages import (
+    Message,
+    audio_part,
+    base_language,
+    build_messages,
+    build_user_turn,
+)
 from server.translator.params import TranslatorParams
 from server.translator.tags import TagStripper
 
@@ -92,8 +98,12 @@ class VllmTranslatorService:
     async def open_session(self, context: SessionContext, warn: WarnFn) -> VllmSessionTranslator:
         return VllmSessionTranslator(self, context, warn)
 
-    async def model_name(self) -> str:
-        """The served model: configured, or the first one the server lists (looked up once)."""
+    async def model_name(self, lang: str | None = None) -> str:
+        """The model for ``lang``: per-language, configured, or the server's first (looked up once)."""
+        if lang is not None:
+            per_lang = self._params.models.get(base_language(lang))
+            if per_lang:
+                return per_lang
         if self._model is not None:
             return self._model
         async with self._model_lock:
@@ -110,7 +120,8 @@ class VllmTranslatorService:
             models = await self._client.list_models()
         except LlmError:
             return False
-        return self._params.model is None or self._params.model in models
+        wanted = {self._params.model, *self._params.models.values()} - {None}
+        return wanted <= set(models)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -250,6 +261,11 @@ class VllmSessionTranslator:
             # cut off, and the model must not learn to continue broken turns.
             self._failed(error, chunk.index)
             extra.update(error=str(error), incomplete=bool(raw))
+            if error.status == 400:
+                # Most likely the prompt outgrew the server's --max-model-len
+                # (long answers at high lm): shorten the history so the next
+                # chunk can succeed instead of failing for the rest of the session.
+                history.drop_block()
         emit(
             TranslationCommit(
                 chunk_index=chunk.index,
@@ -268,7 +284,7 @@ class VllmSessionTranslator:
         params = self._service.params
         decoding = params.decoding
         return {
-            "model": await self._service.model_name(),
+            "model": await self._service.model_name(lang),
             "messages": build_messages(lang, history, user_turn),
             "temperature": decoding.temperature,
             "top_p": decoding.top_p,

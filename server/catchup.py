@@ -1,0 +1,56 @@
+"""Catching up when translation falls behind: consecutive chunks become one LLM turn.
+
+When the LLM is slower than the speaker, chunks queue up behind it. Translating
+them one request each would never close the gap; merging the queued chunks
+(up to a length the model handles well) into one user turn costs one request,
+keeps the history one turn per request, and loses no audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from server.frames import AudioChunk, TermHit, TermHits, samples_for
+
+# The longest chunk the reference models were trained on (lm = 4).
+MAX_MERGED_SECONDS = 3.84
+
+
+def merge_limit_samples(chunk_samples: int) -> int:
+    """How much audio one catch-up turn may carry: 3.84 s, or two chunks when those are longer."""
+    return max(samples_for(MAX_MERGED_SECONDS), 2 * chunk_samples)
+
+
+def merge_chunks(chunks: Sequence[AudioChunk]) -> AudioChunk:
+    """Consecutive chunks as one: the last one's index, the first one's start."""
+    if len(chunks) == 1:
+        return chunks[0]
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        if after.start_sample != before.end_sample:
+            raise ValueError("only consecutive chunks can be merged")
+    last = chunks[-1]
+    return AudioChunk(
+        index=last.index,
+        start_sample=chunks[0].start_sample,
+        pcm=np.concatenate([c.pcm for c in chunks]),
+        received_at=last.received_at,
+        final=last.final,
+    )
+
+
+def merge_terms(hits: Sequence[TermHits], chunk_index: int) -> TermHits:
+    """Terms of several chunks: best score per source term, best first."""
+    best: dict[str, TermHit] = {}
+    for group in hits:
+        for hit in group.hits:
+            kept = best.get(hit.source)
+            if kept is None or hit.score > kept.score:
+                best[hit.source] = hit
+    ordered = sorted(best.values(), key=lambda h: h.score, reverse=True)
+    return TermHits(
+        chunk_index=chunk_index,
+        hits=tuple(ordered),
+        elapsed=sum(h.elapsed for h in hits),
+    )
