@@ -1,0 +1,118 @@
+"""Live event feeds: fan-out of one session's events to read-only viewers.
+
+The speaker's session publishes every event it sends (already serialised, once)
+to its feed; any number of viewers subscribe without extra retrieval or LLM
+work. A feed keeps the session's events so late joiners catch up and subtitles
+can be exported live and after the session ends (finished feeds are retained
+for a while, bounded in number).
+
+Viewer backpressure: each viewer has a bounded queue; a viewer that stops
+reading is dropped (its queue closed) rather than slowing the speaker down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+_VIEWER_QUEUE = 1000
+
+
+class SessionFeed:
+    def __init__(self, session_id: str, tenant: str, max_events: int) -> None:
+        self.session_id = session_id
+        self.tenant = tenant
+        # Unguessable: whoever has the link may read this session's captions.
+        self.viewer_token = secrets.token_urlsafe(18)
+        self.opened_at = time.time()
+        self.closed_at: float | None = None
+        self._events: list[str] = []
+        self._max_events = max_events
+        self._truncated = False
+        self._viewers: set[asyncio.Queue[str | None]] = set()
+
+    @property
+    def live(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def viewers(self) -> int:
+        return len(self._viewers)
+
+    def publish(self, text: str) -> None:
+        if len(self._events) < self._max_events:
+            self._events.append(text)
+        else:
+            self._truncated = True
+        for queue in list(self._viewers):
+            try:
+                queue.put_nowait(text)
+            except asyncio.QueueFull:
+                self._drop(queue)
+
+    def close(self) -> None:
+        self.closed_at = time.time()
+        for queue in list(self._viewers):
+            self._drop(queue)
+
+    def events(self) -> list[dict[str, Any]]:
+        """The events so far, decoded (for subtitle export)."""
+        return [json.loads(text) for text in self._events]
+
+    async def follow(self) -> AsyncIterator[str]:
+        """Past events, then live ones until the session ends or this viewer falls behind."""
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=_VIEWER_QUEUE)
+        backlog = list(self._events)
+        if self.live:
+            self._viewers.add(queue)
+        try:
+            for text in backlog:
+                yield text
+            if not self.live:
+                return
+            while (item := await queue.get()) is not None:
+                yield item
+        finally:
+            self._viewers.discard(queue)
+
+    def _drop(self, queue: asyncio.Queue[str | None]) -> None:
+        self._viewers.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
+
+
+class FeedHub:
+    """All feeds of this gateway process: live ones and recently finished ones."""
+
+    def __init__(self, *, max_events_per_feed: int = 50_000, retain_finished: int = 200) -> None:
+        self._max_events = max_events_per_feed
+        self._retain = retain_finished
+        self._feeds: OrderedDict[str, SessionFeed] = OrderedDict()
+        self._by_token: dict[str, SessionFeed] = {}
+
+    def open(self, session_id: str, tenant: str) -> SessionFeed:
+        feed = SessionFeed(session_id, tenant, self._max_events)
+        self._feeds[session_id] = feed
+        self._by_token[feed.viewer_token] = feed
+        self._evict()
+        return feed
+
+    def by_token(self, token: str) -> SessionFeed | None:
+        return self._by_token.get(token)
+
+    def get(self, session_id: str, tenant: str) -> SessionFeed | None:
+        """A tenant's own session; another tenant's id looks exactly like an unknown one."""
+        feed = self._feeds.get(session_id)
+        return feed if feed is not None and feed.tenant == tenant else None
+
+    def _evict(self) -> None:
+        finished = [sid for sid, feed in self._feeds.items() if not feed.live]
+        for session_id in finished[: max(0, len(finished) - self._retain)]:
+            feed = self._feeds.pop(session_id)
+            self._by_token.pop(feed.viewer_token, None)
