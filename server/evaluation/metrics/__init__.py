@@ -1,0 +1,1 @@
+"""Metrics over recorded gateway events: retrieval, translation quality, latency, cost."""
