@@ -19,9 +19,15 @@ install: $(BIN)/python
 run: install
 	$(BIN)/rasst serve --host $(HOST) --port $(PORT)
 
+# Test needs: Debian packages when missing (flite, festival, sox, postgresql, chromium);
+# torch first and pinned to the CPU build (a bare torch requirement pulls a CUDA build of
+# several GB), then the package with its test, eval and neural extras; and a real CPU vLLM
+# in its own environment for the translator tests (idempotent; minutes and ~3.7 GB once).
 install-test: $(BIN)/python
 	tests/support/system_deps.sh
-	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test,eval,neural]'
+	tests/support/vllm_env.sh >/dev/null
 
 test: install-test
 	$(BIN)/ruff check .

@@ -89,7 +89,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 8, 12, 16])
     parser.add_argument("--lm", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=0, help="audio per session (0 = whole file)")
+    parser.add_argument(
+        "--seconds", type=float, default=0, help="audio per session (0 = whole file)"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 

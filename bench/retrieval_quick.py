@@ -1,19 +1,28 @@
-"""Quick end-to-end check of the embedded retriever on synthesised ACL 60/60 dev speech.
+"""End-to-end check of the embedded retriever on synthesised ACL 60/60 dev speech.
 
-Each dev segment is synthesised with flite (cached under .cache/bench_tts/),
-streamed through phone decoding → windows → phonetic FAISS index → alignment
-re-scoring → aggregation in chunks of 0.96·lm s, against the RASST tagged
-glossary (de pairs) plus optional distractor terms. A gold term occurrence
-counts as found when it is in the top 10 of the chunk where it ends ("strict"),
-or of that chunk or the next ("late ok": the window holding a term that ends
-near a chunk boundary completes in the next chunk). Term end times come from
-synthesising the sentence prefix up to the term.
+Each dev segment with a glossary term is synthesised with flite (cached under
+.cache/bench_tts/) and decoded by the gateway's own speech front end
+(:class:`server.speech.SpeechFrontEnd`: silero VAD + pocketsphinx word decoding)
+with the glossary-biased LM (:mod:`retriever.biased_lm`), fed in 0.96 s pieces.
+The front end's analyses are then merged into chunks of 0.96·lm s and scored by
+:class:`retriever.word_evidence.WordEvidenceRetriever` (windows → phonetic FAISS
+candidates → alignment re-scoring, plus exact word matches → aggregation)
+against the RASST tagged glossary (de pairs), plus optional distractor terms
+(other glossaries, then random 1–3-word CMU-dictionary phrases) that also go
+into the biased LM, as they would in a real upload.
 
-    python bench/retrieval_quick.py --segments 40 --lm 2 --distractors 0
+A gold occurrence is found when the term is in the top 10 of the chunk where it
+ends ("strict") or of that chunk or the next ("late ok": the window holding a
+term that ends near a chunk boundary completes in the next chunk). Precision at
+τ: reported (chunk, term) pairs whose term is a gold term of the segment
+("gold") or whose text occurs in the segment's English ("spoken"; the gold
+annotation misses some spoken terms).
 
-flite speech is easy for pocketsphinx (and the glossary pronunciations are not
-flite's own here), so treat the numbers as an upper-ish bound; see
-shared/notes/cpu-retrieval-findings.md.
+    python bench/retrieval_quick.py --segments 100 --distractors 0 --jobs 2
+    python bench/retrieval_quick.py --index-sizes 1000,10000,100000
+
+flite speech is easy for pocketsphinx, so treat the numbers as an upper-ish
+bound; see shared/notes/cpu-retrieval-findings.md.
 """
 
 from __future__ import annotations
@@ -22,33 +31,39 @@ import argparse
 import csv
 import hashlib
 import json
+import multiprocessing
 import random
 import re
+import resource
 import subprocess
 import time
 import wave
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from glossary.model import GlossaryEntry, GlossarySnapshot
 from retriever.aggregate import AggregationParams
-from retriever.chunk_retriever import ChunkRetriever, RetrievalParams
-from retriever.embedded import PhoneticRescorer, PhoneticSpeechEncoder
+from retriever.biased_lm import LanguageModelSpec, build_biased_lm, ensure_base_lm
 from retriever.index import IndexManager, IndexParams
 from retriever.phonetic import PhoneticTermEncoder
 from retriever.pronounce import cmu_dictionary
+from retriever.word_evidence import TextMatchers, WordEvidenceRetriever, WordRetrievalParams
+from server.frames import ChunkAnalysis, RecognizedWord
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-CACHE = ROOT / ".cache" / "bench_tts"
+CACHE = ROOT / ".cache"
 RATE = 16_000
+PIECE = 15_360  # 0.96 s: the front end is fed in lm = 1 pieces; larger chunks merge them
 
 
 def synthesise(text: str, voice: str) -> np.ndarray:
-    CACHE.mkdir(parents=True, exist_ok=True)
+    tts = CACHE / "bench_tts"
+    tts.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha1(f"{voice}\0{text}".encode()).hexdigest()[:16]
-    path = CACHE / f"{voice}-{key}.wav"
+    path = tts / f"{voice}-{key}.wav"
     if not path.exists():
         subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
     with wave.open(str(path)) as w:
@@ -99,92 +114,224 @@ def term_end(text: str, term: str, voice: str) -> int | None:
     return speech_end(synthesise(text[: match.end()], voice))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--segments", type=int, default=40)
-    ap.add_argument("--lm", type=int, default=2)
-    ap.add_argument("--voice", default="slt")
-    ap.add_argument("--distractors", type=int, default=0)
-    ap.add_argument("--candidates", type=int, default=200)
-    ap.add_argument("--tau", type=float, default=0.0)
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-
+def glossary_snapshot(n_distractors: int) -> tuple[GlossarySnapshot, int]:
     glossary = load_glossary("de")
-    extra = (
-        distractors(args.distractors, {en.lower() for en, _ in glossary})
-        if args.distractors
-        else []
-    )
+    extra = distractors(n_distractors, {en.lower() for en, _ in glossary}) if n_distractors else []
     entries = tuple(GlossaryEntry(en, {"de": (tgt,)}) for en, tgt in glossary) + tuple(
         GlossaryEntry(t, {"de": (t,)}) for t in extra
     )
-    snap = GlossarySnapshot("acl", 1, "bench", "acl", "en", entries)
-    known = {e.source.lower() for e in entries[: len(glossary)]}
+    return GlossarySnapshot("acl", 1, "bench", "acl", "en", entries), len(glossary)
+
+
+# -- decoding (worker processes) ------------------------------------------------------
+
+
+def _decode(job: tuple[str, str, LanguageModelSpec | None]) -> tuple[list[ChunkAnalysis], float]:
+    """Front-end analyses of one synthesised segment, one per 0.96 s piece, and CPU s."""
+    from server.speech import FrontEndParams, build_front_end
+
+    text, voice, spec = job
+    pcm = synthesise(text, voice)
+    front = build_front_end(FrontEndParams())
+    front.set_language_model(spec)
+    started = time.process_time()
+    out = []
+    for i, start in enumerate(range(0, len(pcm), PIECE)):
+        final = start + PIECE >= len(pcm)
+        out.append(front.process(i, start, pcm[start : start + PIECE], final))
+    return out, time.process_time() - started
+
+
+def merged(pieces: Sequence[ChunkAnalysis]) -> tuple[list[RecognizedWord], list[RecognizedWord]]:
+    final = [w for p in pieces for w in p.words]
+    return final, list(pieces[-1].partial_words)
+
+
+# -- main benchmark ---------------------------------------------------------------------
+
+
+def run_quality(args: argparse.Namespace) -> dict[str, object]:
+    snap, n_gold_terms = glossary_snapshot(args.distractors)
+    known = {e.source.lower() for e in snap.entries[:n_gold_terms]}
+    spec: LanguageModelSpec | None = None
+    lm_build_s = 0.0
+    if not args.default_lm:
+        t0 = time.perf_counter()
+        base = ensure_base_lm(CACHE / "bench_lm")
+        spec = build_biased_lm(base, [snap], CACHE / "bench_lm")
+        lm_build_s = time.perf_counter() - t0
 
     manager = IndexManager(PhoneticTermEncoder(), IndexParams())
     t0 = time.perf_counter()
     index = manager.update(snap).result()
-    build_s = time.perf_counter() - t0
+    index_build_s = time.perf_counter() - t0
+    matchers = TextMatchers()
 
     with open(DATA / "acl6060" / "dev.en-de.jsonl", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
     rows = [r for r in rows if any(t["en"].lower() in known for t in r["terms"])][: args.segments]
-    size = 15_360 * args.lm
-    params = RetrievalParams(AggregationParams(tau=args.tau), candidates=args.candidates)
-    encoder = PhoneticSpeechEncoder()
-    total = strict = late = anywhere = 0
-    audio_s = cpu_s = 0.0
-    retrieval_wall: list[float] = []
-    misses: list[str] = []
-    for row in rows:
-        pcm = synthesise(row["en"], args.voice)
-        stream = encoder.open_stream()
-        retriever = ChunkRetriever(stream, manager, ["acl"], ["de"], params=params,
-                                   rescorer=PhoneticRescorer())  # fmt: skip
-        started = time.process_time()
-        per_chunk: list[set[str]] = []
-        for i, start in enumerate(range(0, len(pcm), size)):
-            hits = retriever.process(i, start, pcm[start : start + size],
-                                     final=start + size >= len(pcm))  # fmt: skip
-            retrieval_wall.append(hits.elapsed)
-            per_chunk.append({h.source.lower() for h in hits.hits})
-        cpu_s += time.process_time() - started
-        audio_s += len(pcm) / RATE
-        for term in {t["en"].lower() for t in row["terms"]} & known:
+    jobs = [(r["en"], args.voice, spec) for r in rows]
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        decoded = pool.map(_decode, jobs, chunksize=1)
+    decode_cpu = sum(cpu for _, cpu in decoded)
+    audio_s = sum(len(synthesise(r["en"], args.voice)) / RATE for r in rows)
+    # Gold occurrences: (segment, term, 0.96 s piece where the term ends).
+    gold: list[tuple[int, str, int]] = []
+    for s, row in enumerate(rows):
+        for term in sorted({t["en"].lower() for t in row["terms"]} & known):
             end = term_end(row["en"], term, args.voice)
-            if end is None:
-                continue
-            c = min(max(end - 1, 0) // size, len(per_chunk) - 1)
-            total += 1
-            strict += term in per_chunk[c]
-            ok = term in per_chunk[c] or (c + 1 < len(per_chunk) and term in per_chunk[c + 1])
-            late += ok
-            anywhere += any(term in s for s in per_chunk)
-            if not ok:
-                misses.append(term)
+            if end is not None:
+                gold.append((s, term, max(end - 1, 0) // PIECE))
+
+    taus = [round(x, 2) for x in np.arange(0.0, 1.0001, 0.05)]
+    results: dict[str, object] = {}
+    for lm in args.lms:
+        retrieval_cpu = 0.0
+        walls: list[float] = []
+        # per segment: list of chunk hit lists [(term, score)]
+        chunk_hits: list[list[list[tuple[str, float]]]] = []
+        for pieces, _ in decoded:
+            retriever = WordEvidenceRetriever(
+                manager,
+                matchers,
+                ["acl"],
+                ["de"],
+                WordRetrievalParams(AggregationParams(tau=0.0), candidates=args.candidates),
+            )
+            per_chunk: list[list[tuple[str, float]]] = []
+            for c in range(0, len(pieces), lm):
+                group = pieces[c : c + lm]
+                final_words, partial = merged(group)
+                start = c * PIECE
+                started = time.process_time()
+                hits = retriever.process(
+                    c // lm,
+                    start,
+                    start + PIECE * len(group),
+                    final_words,
+                    partial,
+                    final=c + lm >= len(pieces),
+                )
+                retrieval_cpu += time.process_time() - started
+                walls.append(hits.elapsed)
+                per_chunk.append([(h.source.lower(), h.score) for h in hits.hits])
+            chunk_hits.append(per_chunk)
+        sweep = []
+        for tau in taus:
+            strict = late = 0
+            misses: list[str] = []
+            for s, term, piece in gold:
+                chunks = chunk_hits[s]
+                c = min(piece // lm, len(chunks) - 1)
+                found_at = [any(t == term and sc >= tau for t, sc in chunks[i]) for i in (c, c + 1)
+                            if i < len(chunks)]  # fmt: skip
+                strict += found_at[0]
+                ok = any(found_at)
+                late += ok
+                if not ok:
+                    misses.append(term)
+            reported = correct_gold = correct_spoken = 0
+            for s, chunks in enumerate(chunk_hits):
+                gold_terms = {t["en"].lower() for t in rows[s]["terms"]}
+                text = rows[s]["en"].lower()
+                for hits in chunks:
+                    for term, sc in hits:
+                        if sc < tau:
+                            continue
+                        reported += 1
+                        correct_gold += term in gold_terms
+                        correct_spoken += bool(re.search(r"\b" + re.escape(term) + r"\b", text))
+            sweep.append(
+                {
+                    "tau": tau,
+                    "recall@10_strict": round(strict / max(len(gold), 1), 3),
+                    "recall@10_late_ok": round(late / max(len(gold), 1), 3),
+                    "precision_gold": round(correct_gold / max(reported, 1), 3),
+                    "precision_spoken": round(correct_spoken / max(reported, 1), 3),
+                    "hits_per_chunk": round(reported / max(sum(map(len, chunk_hits)), 1), 2),
+                    "misses": sorted(set(misses))[:30],
+                }
+            )
+        results[f"lm{lm}"] = {
+            "retrieval_cpu_s_per_audio_s": round(retrieval_cpu / max(audio_s, 1e-9), 4),
+            "retrieval_wall_ms_p50": round(1000 * float(np.median(walls)), 2),
+            "retrieval_wall_ms_p95": round(1000 * float(np.percentile(walls, 95)), 2),
+            "sweep": sweep,
+        }
     manager.close()
-    result = {
+    return {
         "segments": len(rows),
-        "lm": args.lm,
         "voice": args.voice,
-        "glossary_terms": len(entries),
+        "language_model": "default" if args.default_lm else "glossary-biased",
+        "glossary_terms": len(snap.entries),
         "index_vectors": index.n_vectors,
         "index_kind": index.kind,
-        "index_build_s": round(build_s, 2),
-        "gold_occurrences": total,
-        "recall@10_strict": round(strict / max(total, 1), 3),
-        "recall@10_late_ok": round(late / max(total, 1), 3),
-        "recall@10_segment": round(anywhere / max(total, 1), 3),
-        "cpu_s_per_audio_s": round(cpu_s / max(audio_s, 1e-9), 3),
-        "retrieval_wall_ms_p50": round(1000 * float(np.median(retrieval_wall)), 1),
-        "retrieval_wall_ms_p95": round(1000 * float(np.percentile(retrieval_wall, 95)), 1),
+        "index_build_s": round(index_build_s, 2),
+        "biased_lm_build_s": round(lm_build_s, 2),
+        "gold_occurrences": len(gold),
         "audio_s": round(audio_s, 1),
-        "misses": sorted(set(misses))[:40],
+        "front_end_cpu_s_per_audio_s": round(decode_cpu / max(audio_s, 1e-9), 3),
+        **results,
     }
-    print(json.dumps(result, indent=2))
+
+
+def run_index(sizes: Sequence[int], queries: int) -> dict[str, object]:
+    """Index build time, memory and single-window query latency per glossary size."""
+    out: dict[str, object] = {}
+    encoder = PhoneticTermEncoder()
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        snap, _ = glossary_snapshot(max(0, n - 233))
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        manager = IndexManager(encoder, IndexParams())
+        t0 = time.perf_counter()
+        index = manager.update(snap).result()
+        build = time.perf_counter() - t0
+        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        vectors = encoder.encode_phone_sequences(
+            [
+                [p for e in rng.choice(len(snap.entries), 4) for p in ("AH", "N", "T")]
+                for _ in range(queries)
+            ]  # fmt: skip
+        )
+        lat = []
+        for q in vectors:
+            t = time.perf_counter()
+            index.search(q[None, :], 100)
+            lat.append(time.perf_counter() - t)
+        out[str(n)] = {
+            "terms": len(snap.entries),
+            "vectors": index.n_vectors,
+            "kind": index.kind,
+            "build_s": round(build, 2),
+            "faiss_bytes": int(index.n_vectors * encoder.dim * 4),
+            "max_rss_growth_mb": round((rss1 - rss0) / 1024, 1),
+            "search_ms_p50": round(1000 * float(np.median(lat)), 3),
+            "search_ms_p95": round(1000 * float(np.percentile(lat, 95)), 3),
+        }
+        manager.close()
+        print(json.dumps({str(n): out[str(n)]}), flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--segments", type=int, default=100)
+    ap.add_argument("--lms", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 3, 4])
+    ap.add_argument("--voice", default="slt")
+    ap.add_argument("--distractors", type=int, default=0)
+    ap.add_argument("--candidates", type=int, default=100)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--default-lm", action="store_true", help="no glossary biasing")
+    ap.add_argument("--index-sizes", type=lambda s: [int(x) for x in s.split(",")])
+    ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    result = run_index(args.index_sizes, args.queries) if args.index_sizes else run_quality(args)
+    text = json.dumps(result, indent=1)
+    print(text)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(text)
 
 
 if __name__ == "__main__":

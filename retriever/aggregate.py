@@ -54,7 +54,7 @@ def aggregate_chunk(
     params: AggregationParams | None = None,
     elapsed: float = 0.0,
 ) -> TermHits:
-    """The chunk's :class:`TermHits`, best first (ties: earlier window, then source)."""
+    """The chunk's :class:`TermHits`, best first (ties: later span, then source)."""
     params = params or AggregationParams()
     # 1. Group by window, merging glossaries, and keep the top-K1 per window.
     per_window: dict[Window, list[tuple[float, str, int, GlossarySnapshot]]] = {}
@@ -103,5 +103,8 @@ def aggregate_chunk(
                 glossary_id=item.glossary_id,
             )
         )
-    hits.sort(key=lambda h: (-h.score, h.start_sample, h.source))
+    # Equal scores: the most recent evidence first. Exact word matches tie at 1.0,
+    # and a term said in this chunk matters more than one the look-back sees again
+    # (it was reported with the previous chunk already).
+    hits.sort(key=lambda h: (-h.score, -h.end_sample, h.source))
     return TermHits(chunk_index=chunk_index, hits=tuple(hits[: params.k2]), elapsed=elapsed)

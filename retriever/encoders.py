@@ -57,6 +57,36 @@ class SpeechStream(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class WindowVectors:
+    """Several vectors per window (a multi-vector encoder's sub-windows).
+
+    ``owners[i]`` is the position, in the encoded window list, of the window
+    that row ``i`` belongs to. A window's score for a term is its best row
+    (MaxSim); a window may have no rows (then it matches nothing).
+    """
+
+    vectors: np.ndarray  # (m, dim) float32, L2-normalised
+    owners: np.ndarray  # (m,) int64, non-decreasing
+
+    def __post_init__(self) -> None:
+        if self.vectors.ndim != 2 or self.owners.shape != (self.vectors.shape[0],):
+            raise ValueError("vectors must be (m, dim) and owners (m,)")
+
+
+@runtime_checkable
+class MultiVectorSpeechStream(SpeechStream, Protocol):
+    """A stream that can also give several vectors per window (MaxSim).
+
+    ``encode`` still returns one vector per window, so every consumer of
+    :class:`SpeechStream` keeps working (with a coarser score); a consumer that
+    knows this protocol searches all rows and keeps each term's best score
+    per window (:func:`retriever.neural.search.search_grouped`).
+    """
+
+    def encode_multi(self, windows: Sequence[Window]) -> WindowVectors: ...
+
+
 @runtime_checkable
 class SpeechEncoder(Protocol):
     """Long-lived, shared: opens per-stream encoders."""

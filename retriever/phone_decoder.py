@@ -169,7 +169,7 @@ class PhoneDecoder:
 
     def _segments(self) -> list[DecodedPhone]:
         out: list[DecodedPhone] = []
-        for seg in self._decoder.seg():
+        for seg in self._decoder.seg() or ():  # None before any hypothesis
             if seg.word.startswith(("+", "<")) or seg.word == "SIL":
                 continue  # noise, silence, sentence markers
             out.append(

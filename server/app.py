@@ -9,18 +9,29 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 import glossary.router
 from glossary.store import GlossaryStore
+from retriever.aggregate import AggregationParams
+from retriever.word_evidence import WordRetrievalParams
+from server import web
 from server.errors import ErrorCode, RasstError, error_body, http_status
 from server.glossary_access import StoreGlossaryAccess
 from server.metrics import GatewayMetrics
 from server.protocol import PROTOCOL_VERSION
+from server.retrieval import (
+    EmbeddedRetrievalParams,
+    EmbeddedRetrieverService,
+    RemoteRetrievalParams,
+    RemoteRetrieverService,
+)
 from server.routes import router
 from server.services import GatewayServices, SessionRegistry
 from server.settings import Settings, get_settings
 from server.speech import FrontEndParams
+from server.translator import TranslatorParams, VllmTranslatorService
 from server.workers import SpeechWorkerParams, SpeechWorkers
 
 log = logging.getLogger(__name__)
@@ -44,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             await speech.start()
             stack.callback(speech.close)
+            retriever = _build_retriever(settings, speech)
+            stack.push_async_callback(retriever.aclose)
             services = GatewayServices(
                 settings=settings,
                 metrics=GatewayMetrics(),
@@ -54,7 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     auth_enabled=settings.auth_enabled,
                     poll_interval=settings.glossary_poll_seconds,
                 ),
+                retriever=retriever,
             )
+            if settings.llm_url:
+                translator = VllmTranslatorService(
+                    TranslatorParams(
+                        url=settings.llm_url, model=settings.llm_model, api_key=settings.llm_api_key
+                    )
+                )
+                stack.push_async_callback(translator.aclose)
+                services.translator = translator
             app.state.settings = settings
             app.state.glossary_store = store
             app.state.services = services
@@ -73,8 +95,54 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(router)
     app.include_router(glossary.router.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files(), name="static")
     install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+            ],
+            expose_headers=["ETag"],
+        )
     return app
+
+
+def _build_retriever(
+    settings: Settings, speech: SpeechWorkers
+) -> EmbeddedRetrieverService | RemoteRetrieverService:
+    """The retriever service at --retriever-url, else the embedded one (the default)."""
+    aggregation = AggregationParams(
+        k1=settings.retrieval_top_k, k2=settings.retrieval_top_k, tau=settings.retrieval_tau
+    )
+    cache_dir = settings.data_dir / "retrieval"
+    if settings.retriever_url:
+        return RemoteRetrieverService(
+            RemoteRetrievalParams(
+                url=settings.retriever_url,
+                cache_dir=cache_dir,
+                aggregation=aggregation,
+                connect_timeout=settings.retriever_connect_timeout_seconds,
+                read_timeout=settings.retriever_read_timeout_seconds,
+                biased_lm=settings.retrieval_biased_lm and settings.captions,
+            ),
+            speech,
+        )
+    return EmbeddedRetrieverService(
+        EmbeddedRetrievalParams(
+            cache_dir=cache_dir,
+            retrieval=WordRetrievalParams(aggregation, candidates=settings.retrieval_candidates),
+            biased_lm=settings.retrieval_biased_lm and settings.captions,
+        ),
+        speech,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -27,14 +27,25 @@ def _mount_subcommands() -> None:
     try:
         from glossary.cli import glossary_app
     except ImportError:  # the glossary CLI is optional in a partial install
-        return
-    app.add_typer(glossary_app, name="glossary", help="Upload and manage glossaries.")
+        pass
+    else:
+        app.add_typer(glossary_app, name="glossary", help="Upload and manage glossaries.")
+    # The evaluation harness imports its heavy extras (sacrebleu, matplotlib) lazily.
+    from server.evaluation.cli import data_app, eval_command
+
+    app.add_typer(data_app, name="data", help="Evaluation data: synthesise talk audio.")
+    app.command("eval")(eval_command)
+    from server.subtitles_cli import subtitles_command
+
+    app.command("subtitles")(subtitles_command)
 
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind [RASST_HOST, 127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind [RASST_PORT, 8000].")] = None,
     llm_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible vLLM endpoint; without it: captions only.")
     ] = None,
@@ -49,10 +60,17 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Speech worker processes (default: one per core).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
-    json_logs: Annotated[bool, typer.Option(help="Structured JSON logs.")] = False,
+    log_level: Annotated[
+        str | None, typer.Option(help="Log level [RASST_LOG_LEVEL, info].")
+    ] = None,
+    json_logs: Annotated[
+        bool | None, typer.Option("--json-logs/--no-json-logs", help="Structured JSON logs.")
+    ] = None,
 ) -> None:
-    """Run the gateway (embedded default: CPU only, no model download)."""
+    """Run the gateway (embedded default: CPU only, no model download).
+
+    Flags override the RASST_* environment variables; unset flags leave them in force.
+    """
     from server.runner import run
     from server.settings import Settings
 

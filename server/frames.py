@@ -84,6 +84,10 @@ class ChunkAnalysis:
     captions: tuple[SourceCaption, ...] = ()
     # Words finalised while processing this chunk (for word-level retrieval evidence).
     words: tuple[RecognizedWord, ...] = ()
+    # The open utterance's current best words (may still change; for retrieval).
+    partial_words: tuple[RecognizedWord, ...] = ()
+    # Name of the word decoder's language model ("" = the default one).
+    language_model: str = ""
 
     @property
     def has_speech(self) -> bool:

@@ -7,7 +7,11 @@ import logging
 import time
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged as a field.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's copy of the message with ANSI colours
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -126,6 +126,11 @@ class SessionStarted(_Model):
     protocol_version: int = PROTOCOL_VERSION
     session_id: str
     mode: Literal["captions", "translation"]
+    viewer_token: str | None = Field(
+        default=None,
+        description="Read-only access to this session's events for audience viewers "
+        "(share the viewer link, not the API key).",
+    )
     source_language: str
     target_languages: list[str]
     lm: int
@@ -174,6 +179,10 @@ class Terms(_ChunkEvent):
 
 class TranslationDeltaEvent(_ChunkEvent):
     type: Literal["translation.delta"] = "translation.delta"
+    first_chunk: int = Field(
+        description="First chunk this translation covers; below `chunk` when the server "
+        "merged queued chunks into one LLM turn to catch up."
+    )
     lang: str
     delta: str = Field(description="New text since the previous delta.")
     text: str = Field(description="Whole revisable text of this chunk so far.")
@@ -181,6 +190,7 @@ class TranslationDeltaEvent(_ChunkEvent):
 
 class TranslationCommitEvent(_ChunkEvent):
     type: Literal["translation.commit"] = "translation.commit"
+    first_chunk: int = Field(description="First chunk this translation covers (see delta).")
     lang: str
     text: str = Field(description="Final translation of this chunk, term tags removed.")
     terms_used: list[str]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
@@ -29,7 +31,23 @@ WsServicesDep = Annotated[GatewayServices, Depends(get_ws_services)]
 @router.websocket("/v1/stream")
 async def stream(websocket: WebSocket, services: WsServicesDep) -> None:
     """One speaker stream. The protocol is in docs/protocol.md."""
+    if not origin_allowed(websocket, services.settings.cors_origins):
+        # Refused before the upgrade: the browser sees HTTP 403.
+        await websocket.close(code=1008)
+        return
     await StreamSession(websocket, services).run()
+
+
+def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
+    """Browsers apply no CORS to WebSockets: check their Origin against RASST_CORS_ORIGINS.
+
+    Clients that send no Origin (CLI, servers) and pages served by this gateway
+    itself are always allowed; with no origins configured, every origin is.
+    """
+    origin = websocket.headers.get("origin")
+    if not origin or not allowed or "*" in allowed or origin in allowed:
+        return True
+    return urlsplit(origin).netloc == websocket.headers.get("host")
 
 
 @router.get("/healthz", tags=["operations"])
@@ -46,9 +64,20 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         "accepting_sessions": not services.sessions.closing,
     }
     ready = all(checks.values())
+    # Backends degrade sessions (captions go on without them), so they are reported,
+    # not required: an LLM outage must not take every gateway out of rotation.
+    backends: dict[str, bool] = {}
+    check_llm = getattr(services.translator, "check_ready", None)
+    if check_llm is not None:
+        try:
+            async with asyncio.timeout(2.0):
+                backends["llm"] = bool(await check_llm())
+        except Exception:
+            backends["llm"] = False
     return JSONResponse(
         {
             "status": "ready" if ready else "not_ready",
+            "backends": backends,
             "checks": checks,
             "sessions": len(services.sessions),
         },

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from glossary.model import GlossarySnapshot
 from server.errors import ErrorCode, RasstError
+from server.feeds import FeedHub
 from server.metrics import GatewayMetrics
 from server.settings import Settings
 from server.stages import RetrieverService, TranslatorService
@@ -94,4 +95,5 @@ class GatewayServices:
     glossaries: GlossaryAccess | None = None
     retriever: RetrieverService | None = None
     translator: TranslatorService | None = None
+    feeds: FeedHub = field(default_factory=FeedHub)
     extras: dict[str, object] = field(default_factory=dict)

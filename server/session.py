@@ -44,7 +44,9 @@ from server.audio import (
     chunk_samples,
     decode_frame,
 )
+from server.catchup import merge_chunks, merge_limit_samples, merge_terms
 from server.errors import ErrorCode, RasstError, ws_close_code
+from server.feeds import SessionFeed
 from server.frames import (
     PIPELINE_RATE,
     AudioChunk,
@@ -112,10 +114,12 @@ class StreamSession:
         self._retriever: SessionRetriever = NoRetriever()
         self._translator: SessionTranslator | None = None
         self._glossaries: list[GlossarySnapshot] = []
+        self._feed: SessionFeed | None = None
         # Queues between the stages (None marks the end of the stream).
         self._chunks: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
         self._analysed: asyncio.Queue[_Analysed | None] = asyncio.Queue()
-        self._outbound: asyncio.Queue[BaseModel | None] = asyncio.Queue(
+        # Serialised events for the speaker's socket; the flag marks the summary.
+        self._outbound: asyncio.Queue[tuple[str, bool] | None] = asyncio.Queue(
             maxsize=self._settings.max_outbound_events
         )
         # Stream accounting, in pipeline-rate samples.
@@ -173,6 +177,8 @@ class StreamSession:
             await self._end_with_error(failure, reason)
         else:
             await self._close(1000 if reason != "shutdown" else 1001)
+        if self._feed is not None:
+            self._feed.close()
         self._metrics.sessions_total.labels(reason=reason).inc()
 
     def request_shutdown(self) -> None:
@@ -216,6 +222,7 @@ class StreamSession:
             if services.glossaries is None:
                 raise RasstError(ErrorCode.GLOSSARY_NOT_FOUND, "no glossary store is configured")
             self._glossaries = await services.glossaries.load(self._tenant, start.glossary_ids)
+        self._feed = services.feeds.open(self.session_id, self._tenant)
         self._context = SessionContext(
             session_id=self.session_id,
             tenant=self._tenant,
@@ -224,6 +231,7 @@ class StreamSession:
             lm=start.lm,
             chunk_seconds=seconds(chunk_samples(start.lm)),
         )
+        self._merge_limit = merge_limit_samples(chunk_samples(start.lm))
         self._pace = PaceLimiter(
             start.audio.sample_rate,
             self._settings.max_pace,
@@ -245,6 +253,7 @@ class StreamSession:
         return SessionStarted(
             session_id=self.session_id,
             mode="translation" if self._translator is not None else "captions",
+            viewer_token=self._feed.viewer_token if self._feed is not None else None,
             source_language=start.source_language,
             target_languages=list(start.target_languages),
             lm=start.lm,
@@ -464,32 +473,48 @@ class StreamSession:
     # -- finisher: translation, chunk.done ----------------------------------
 
     async def _finish_chunks(self) -> None:
-        while (item := await self._analysed.get()) is not None:
-            await self._translate(item)
-            self._chunk_done(item)
-        await self._outbound.put(
-            self._summary("shutdown" if self._shutdown_requested else "completed")
-        )
+        ended = False
+        while not ended and (item := await self._analysed.get()) is not None:
+            group = [item]
+            if self._translator is not None:
+                # Behind the speaker: take what is already queued into one LLM turn.
+                while (
+                    not self._analysed.empty()
+                    and sum(len(i.chunk.pcm) for i in group) < self._merge_limit
+                ):
+                    queued = self._analysed.get_nowait()
+                    if queued is None:
+                        ended = True
+                        break
+                    group.append(queued)
+            await self._translate(group)
+            for done in group:
+                self._chunk_done(done)
+        summary = self._summary("shutdown" if self._shutdown_requested else "completed")
+        await self._outbound.put((self._publish(summary), True))
         await self._outbound.put(None)
         if self._watch_task is not None:
             self._watch_task.cancel()
 
-    async def _translate(self, item: _Analysed) -> None:
+    async def _translate(self, group: list[_Analysed]) -> None:
         if self._translator is None:
             return
-        chunk = item.chunk
-        if not item.analysis.has_speech:
+        chunk = merge_chunks([i.chunk for i in group])
+        first = group[0].chunk.index
+        if not any(i.analysis.has_speech for i in group):
             # Silence costs nothing: no LLM call, an empty commit per language.
             for lang in self._context.target_languages:
-                self._emit_commit(chunk, TranslationCommit(chunk.index, lang, ""))
+                self._emit_commit(chunk, first, TranslationCommit(chunk.index, lang, ""))
             return
-        async for event in self._translator.translate(chunk, item.terms):
+        terms = merge_terms([i.terms for i in group], chunk.index)
+        async for event in self._translator.translate(chunk, terms):
             if isinstance(event, TranslationCommit):
-                self._emit_commit(chunk, event)
+                self._emit_commit(chunk, first, event)
             else:
                 self._emit(
                     TranslationDeltaEvent(
                         chunk=chunk.index,
+                        first_chunk=first,
                         start=chunk.start,
                         end=chunk.end,
                         lang=event.lang,
@@ -498,13 +523,14 @@ class StreamSession:
                     )
                 )
 
-    def _emit_commit(self, chunk: AudioChunk, commit: TranslationCommit) -> None:
+    def _emit_commit(self, chunk: AudioChunk, first: int, commit: TranslationCommit) -> None:
         self._counts["commits"] += 1
         if commit.time_to_first_token is not None:
             self._metrics.llm_ttft.observe(commit.time_to_first_token)
         self._emit(
             TranslationCommitEvent(
                 chunk=chunk.index,
+                first_chunk=first,
                 start=chunk.start,
                 end=chunk.end,
                 lang=commit.lang,
@@ -575,13 +601,21 @@ class StreamSession:
     # -- sender ------------------------------------------------------------
 
     def _emit(self, event: BaseModel) -> None:
+        text = self._publish(event)
         try:
-            self._outbound.put_nowait(event)
+            self._outbound.put_nowait((text, isinstance(event, SessionSummary)))
         except asyncio.QueueFull:
             raise RasstError(
                 ErrorCode.CLIENT_TOO_SLOW,
                 f"the client is not reading events ({self._outbound.qsize()} queued)",
             ) from None
+
+    def _publish(self, event: BaseModel) -> str:
+        """Serialise an event once, for the speaker and for the session's viewers."""
+        text = event.model_dump_json()
+        if self._feed is not None:
+            self._feed.publish(text)
+        return text
 
     def _warn(self, warning: StageWarning) -> None:
         self._counts["warnings"] += 1
@@ -597,13 +631,16 @@ class StreamSession:
         self._emit(Error(code=exc.code, message=exc.message, fatal=False, detail=exc.detail))
 
     async def _send_events(self) -> None:
-        while (event := await self._outbound.get()) is not None:
-            await self._send_now(event)
+        while (item := await self._outbound.get()) is not None:
+            await self._send_text(item[0])
 
     async def _send_now(self, event: BaseModel) -> None:
+        await self._send_text(self._publish(event))
+
+    async def _send_text(self, text: str) -> None:
         try:
             async with asyncio.timeout(_SEND_TIMEOUT):
-                await self._ws.send_text(event.model_dump_json())
+                await self._ws.send_text(text)
         except TimeoutError:
             raise RasstError(
                 ErrorCode.CLIENT_TOO_SLOW, "the client is not reading events"
@@ -624,9 +661,9 @@ class StreamSession:
         try:
             if failure.code != ErrorCode.CLIENT_TOO_SLOW:
                 while not self._outbound.empty():
-                    event = self._outbound.get_nowait()
-                    if event is not None and not isinstance(event, SessionSummary):
-                        await self._send_now(event)
+                    item = self._outbound.get_nowait()
+                    if item is not None and not item[1]:
+                        await self._send_text(item[0])
             await self._send_now(
                 Error(code=failure.code, message=failure.message, fatal=True, detail=failure.detail)
             )

@@ -61,6 +61,18 @@ class Settings(BaseSettings):
 
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
+    # Retrieval
+    # Minimum term score τ (calibrated on ACL 60/60 dev, docs/benchmarks.md).
+    retrieval_tau: float = Field(default=0.8, ge=0.0, le=1.0)
+    # K1 = K2: terms kept per window and per chunk.
+    retrieval_top_k: int = Field(default=10, ge=1, le=100)
+    # FAISS candidates per window re-scored by phone alignment (embedded retriever).
+    retrieval_candidates: int = Field(default=100, ge=1, le=2000)
+    # Decode with a glossary-biased word LM (built in the background per glossary version).
+    retrieval_biased_lm: bool = True
+    retriever_connect_timeout_seconds: float = Field(default=1.0, gt=0)
+    retriever_read_timeout_seconds: float = Field(default=2.0, gt=0)
+
     # Glossary limits
     glossary_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     glossary_max_entries: int = Field(default=100_000, ge=1)

@@ -255,7 +255,7 @@ class SpeechFrontEnd:
     def _words(self) -> list[RecognizedWord]:
         assert self._decoder is not None
         result = []
-        for seg in self._decoder.seg():
+        for seg in self._decoder.seg() or ():  # None before any hypothesis
             word = clean_word(seg.word)
             if word is None:
                 continue

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from retriever.biased_lm import LanguageModelSpec
 from server.frames import AudioChunk, ChunkAnalysis
 from server.speech import (
     FrontEndParams,
@@ -83,6 +84,14 @@ def _worker_process(
     return _sessions[session_id].process(index, start_sample, pcm, final)
 
 
+def _worker_set_lm(session_id: str, spec: LanguageModelSpec | None) -> str:
+    front_end = _sessions.get(session_id)
+    if front_end is None:
+        return ""
+    front_end.set_language_model(spec)
+    return front_end.language_model
+
+
 def _worker_close(session_id: str, keep_decoder: int) -> None:
     front_end = _sessions.pop(session_id, None)
     if front_end is None:
@@ -122,6 +131,8 @@ class SpeechWorkers:
         self._params = params
         self._workers: list[_Worker] = []
         self._context = multiprocessing.get_context("spawn")
+        # Open sessions by id, for stages that steer a session's decoder (the retriever).
+        self._sessions: dict[str, SpeechSession] = {}
 
     def _new_worker(self) -> _Worker:
         executor = ProcessPoolExecutor(
@@ -153,7 +164,12 @@ class SpeechWorkers:
         worker.sessions.add(session_id)
         session = SpeechSession(self, worker, session_id)
         await session._call(_worker_open, session_id)
+        self._sessions[session_id] = session
         return session
+
+    def session(self, session_id: str) -> SpeechSession | None:
+        """The open speech session with this id, if any."""
+        return self._sessions.get(session_id)
 
     def _least_loaded(self) -> _Worker:
         live = [w for w in self._workers if not w.broken]
@@ -180,6 +196,8 @@ class SpeechSession:
         self._pool = pool
         self._worker = worker
         self._session_id = session_id
+        # The language model the session should decode with (kept across worker loss).
+        self._language_model: LanguageModelSpec | None = None
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -204,14 +222,26 @@ class SpeechSession:
             chunk.final,
         )
 
+    async def set_language_model(self, spec: LanguageModelSpec | None) -> str:
+        """Decode with ``spec`` (None: the default LM) from the next utterance on.
+
+        Returns the name of the search active now ("" = default). Runs in the
+        session's worker between two chunks, so it never races the decoding.
+        """
+        self._language_model = spec
+        return str(await self._call(_worker_set_lm, self._session_id, spec))
+
     async def reopen(self) -> None:
         """After a SpeechWorkerLost: continue on a live worker with a fresh front end."""
         self._worker.sessions.discard(self._session_id)
         self._worker = self._pool._least_loaded()
         self._worker.sessions.add(self._session_id)
         await self._call(_worker_open, self._session_id)
+        if self._language_model is not None:
+            await self._call(_worker_set_lm, self._session_id, self._language_model)
 
     async def aclose(self) -> None:
+        self._pool._sessions.pop(self._session_id, None)
         self._worker.sessions.discard(self._session_id)
         if self._worker.broken:
             return

@@ -98,3 +98,14 @@ def test_ties_keep_the_earlier_window() -> None:
     snap = snapshot(["a"])
     hits = aggregate_chunk(0, [cands(W2, snap, [(0, 0.5)]), cands(W1, snap, [(0, 0.5)])], ["de"])
     assert hits.hits[0].start_sample == W1.start
+
+
+def test_equal_scores_rank_the_most_recent_term_first() -> None:
+    # Regression: with a big glossary many exact matches tie at 1.0; K2 must keep
+    # the ones said in this chunk over the look-back's repeats.
+    snap = snapshot([f"t{i}" for i in range(12)])
+    old = [cands(Window(0, 100 + i), snap, [(i, 1.0)]) for i in range(11)]
+    new = cands(Window(5_000, 6_000), snap, [(11, 1.0)])
+    hits = aggregate_chunk(0, [*old, new], ["de"])
+    assert len(hits.hits) == 10
+    assert hits.hits[0].source == "t11"

@@ -52,7 +52,9 @@ def _assert_fatal(transcript: Transcript, code: str, close_code: int) -> None:
         (start_message(glossary_ids=["nope"]), "glossary_not_found", 1008),
     ],
 )
-async def test_wrong_first_message(strict: LiveServer, first: str | bytes, code: str, close_code: int) -> None:
+async def test_wrong_first_message(
+    strict: LiveServer, first: str | bytes, code: str, close_code: int
+) -> None:
     transcript = await exchange(strict.ws_url, first)
     _assert_fatal(transcript, code, close_code)
 
@@ -64,7 +66,9 @@ async def test_wrong_first_message(strict: LiveServer, first: str | bytes, code:
         (b"\x00" * (256 * 1024 + 2), "frame_too_large", 1009),
     ],
 )
-async def test_bad_audio_frames(strict: LiveServer, frame: bytes, code: str, close_code: int) -> None:
+async def test_bad_audio_frames(
+    strict: LiveServer, frame: bytes, code: str, close_code: int
+) -> None:
     good = SPEECH[:3200].tobytes()
     transcript = await exchange(strict.ws_url, start_message(), good, frame, good)
     assert transcript.events[0]["type"] == "session.started"
@@ -73,7 +77,9 @@ async def test_bad_audio_frames(strict: LiveServer, frame: bytes, code: str, clo
 
 async def test_audio_faster_than_the_pace_limit(strict: LiveServer) -> None:
     # 30 s of audio at once: far beyond 2x real time plus the 10 s burst allowance.
-    frames = [SPEECH[i : i + 16000].tobytes() for i in range(0, 16000 * 30, 16000) if i < len(SPEECH)]
+    frames = [
+        SPEECH[i : i + 16000].tobytes() for i in range(0, 16000 * 30, 16000) if i < len(SPEECH)
+    ]
     frames += [np.zeros(16000, np.int16).tobytes()] * (30 - len(frames))
     transcript = await exchange(strict.ws_url, start_message(), *frames)
     _assert_fatal(transcript, "pace_exceeded", 1008)
@@ -93,7 +99,9 @@ async def test_idle_before_start_is_closed(strict: LiveServer) -> None:
     _assert_fatal(transcript, "idle_timeout", 1001)
 
 
-async def test_unknown_and_repeated_messages_midstream_are_reported_not_fatal(strict: LiveServer) -> None:
+async def test_unknown_and_repeated_messages_midstream_are_reported_not_fatal(
+    strict: LiveServer,
+) -> None:
     audio = SPEECH[: 16000 * 2]
     transcript = await exchange(
         strict.ws_url,
@@ -188,5 +196,35 @@ async def test_capacity_limit_answers_server_busy(tmp_path_factory: pytest.TempP
             assert json.loads(await first.recv())["type"] == "session.started"
             transcript = await exchange(server.ws_url, start_message())
             _assert_fatal(transcript, "server_busy", 1013)
+    finally:
+        server.stop()
+
+
+async def test_foreign_browser_origins_are_refused_when_origins_are_configured(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    server = start_server(
+        tmp_path_factory.mktemp("origins"),
+        env={"RASST_CORS_ORIGINS": '["https://captions.example.org"]'},
+    )
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.ws_url, origin="https://evil.example.com")
+        assert refused.value.response.status_code == 403
+        for origin in ("https://captions.example.org", f"http://127.0.0.1:{server.port}", None):
+            async with connect(server.ws_url, origin=origin) as ws:
+                await ws.send(start_message())
+                assert json.loads(await ws.recv())["type"] == "session.started"
+        async with httpx.AsyncClient(timeout=5) as http:
+            preflight = await http.options(
+                f"{server.http_url}/v1/glossaries",
+                headers={
+                    "Origin": "https://captions.example.org",
+                    "Access-Control-Request-Method": "POST",
+                },
+            )
+        assert preflight.headers["access-control-allow-origin"] == "https://captions.example.org"
     finally:
         server.stop()

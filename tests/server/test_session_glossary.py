@@ -100,7 +100,14 @@ async def test_glossary_change_reaches_a_live_session_within_seconds(secured: Li
                 async with httpx.AsyncClient(timeout=10) as http:
                     patched = await http.patch(
                         f"{secured.http_url}/v1/glossaries/{glossary_id}",
-                        json={"add": [{"source": "spring of hope", "targets": {"de": ["Frühling der Hoffnung"]}}]},
+                        json={
+                            "add": [
+                                {
+                                    "source": "spring of hope",
+                                    "targets": {"de": ["Frühling der Hoffnung"]},
+                                }
+                            ]
+                        },
                         headers={"Authorization": f"Bearer {key}"},
                     )
                 assert patched.status_code == 200, patched.text

@@ -13,7 +13,9 @@ def _run(pcm: np.ndarray, chunk: int = 30720, **params: object):
     front_end = build_front_end(FrontEndParams(**params))  # type: ignore[arg-type]
     results = []
     for i, start in enumerate(range(0, len(pcm), chunk)):
-        results.append(front_end.process(i, start, pcm[start : start + chunk], start + chunk >= len(pcm)))
+        results.append(
+            front_end.process(i, start, pcm[start : start + chunk], start + chunk >= len(pcm))
+        )
     return results
 
 
@@ -22,7 +24,17 @@ def test_captions_of_real_speech_contain_the_known_words() -> None:
     results = _run(pcm)
     finals = [c for r in results for c in r.captions if c.final]
     text = " ".join(c.text for c in finals)
-    for word in ("best", "times", "worst", "wisdom", "season", "light", "spring", "hope", "despair"):
+    for word in (
+        "best",
+        "times",
+        "worst",
+        "wisdom",
+        "season",
+        "light",
+        "spring",
+        "hope",
+        "despair",
+    ):
         assert word in text.split(), word
     # Utterances are in order, do not overlap, and lie inside the audio.
     spans = [(c.start_sample, c.end_sample) for c in finals]
@@ -32,7 +44,12 @@ def test_captions_of_real_speech_contain_the_known_words() -> None:
     # Word times fall inside their utterance.
     for caption in finals:
         for word in caption.words:
-            assert caption.start_sample <= word.start_sample < word.end_sample <= caption.end_sample + 160
+            assert (
+                caption.start_sample
+                <= word.start_sample
+                < word.end_sample
+                <= caption.end_sample + 160
+            )
 
 
 def test_partial_captions_grow_within_an_utterance() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import httpx
 import numpy as np
@@ -15,15 +17,24 @@ from server.client import StreamOptions, read_wav, stream_wav
 from tests.support.live_server import REPO, TWO_CITIES, LiveServer
 from tests.support.ws import END, Transcript, read_all, start_message
 
-KNOWN_WORDS = {"best", "times", "worst", "wisdom", "foolishness", "season", "light", "spring", "hope", "despair"}
+KNOWN_WORDS = {
+    "best",
+    "times",
+    "worst",
+    "wisdom",
+    "foolishness",
+    "season",
+    "light",
+    "spring",
+    "hope",
+    "despair",
+}
 
 
 async def _stream_two_cities(server: LiveServer, speed: float, lm: int = 2) -> list[dict]:
     return [
         event
-        async for event in stream_wav(
-            server.ws_url, TWO_CITIES, StreamOptions(lm=lm), speed=speed
-        )
+        async for event in stream_wav(server.ws_url, TWO_CITIES, StreamOptions(lm=lm), speed=speed)
     ]
 
 
@@ -43,7 +54,9 @@ def _check_sequence(events: list[dict], lm: int) -> None:
     for event in done:
         assert event["start"] == pytest.approx(event["chunk"] * 0.96 * lm, abs=1e-3)
         assert event["end"] - event["start"] <= 0.96 * lm + 1e-3
-        assert event["latency_ms"] >= 0 and event["processing_ms"] >= 0 and event["lag_seconds"] >= 0
+        assert (
+            event["latency_ms"] >= 0 and event["processing_ms"] >= 0 and event["lag_seconds"] >= 0
+        )
     assert done[-1]["end"] == pytest.approx(duration, abs=0.01)
 
     # Every caption arrives before its chunk is done; utterance numbers never go back.
@@ -110,9 +123,26 @@ async def test_other_sample_rates_are_resampled(gateway: LiveServer, rate: int) 
 
 def test_cli_stream_json_prints_events_and_exits_zero(gateway: LiveServer) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "stream", str(TWO_CITIES), "--to", "de",
-         "--server", gateway.http_url, "--speed", "6", "--json", "--lm", "4"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "stream",
+            str(TWO_CITIES),
+            "--to",
+            "de",
+            "--server",
+            gateway.http_url,
+            "--speed",
+            "6",
+            "--json",
+            "--lm",
+            "4",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -124,9 +154,21 @@ def test_cli_stream_json_prints_events_and_exits_zero(gateway: LiveServer) -> No
 
 def test_cli_stream_human_output(gateway: LiveServer) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "stream", str(TWO_CITIES),
-         "--server", gateway.http_url, "--speed", "6"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "stream",
+            str(TWO_CITIES),
+            "--server",
+            gateway.http_url,
+            "--speed",
+            "6",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
@@ -150,7 +192,9 @@ async def test_health_readiness_and_metrics(gateway: LiveServer) -> None:
         "rasst_session_lag_seconds_bucket",
     ):
         assert name in text, name
-    audio_line = next(line for line in text.splitlines() if line.startswith("rasst_audio_seconds_total"))
+    audio_line = next(
+        line for line in text.splitlines() if line.startswith("rasst_audio_seconds_total")
+    )
     assert float(audio_line.split()[-1]) >= 3.0
 
 
@@ -163,3 +207,41 @@ async def _stream_two_cities_short(server: LiveServer) -> None:
         await ws.send(END)
         transcript = await read_all(ws, Transcript())
     assert transcript.events[-1]["type"] == "session.summary"
+
+
+def test_serve_reads_its_settings_from_the_environment(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from tests.support.live_server import free_port
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("envserve") / "log.txt"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve"],
+            cwd=REPO,
+            env={
+                **os.environ,
+                "RASST_PORT": str(port),
+                "RASST_LOG_JSON": "true",
+                "RASST_DATA_DIR": str(log.parent),
+                "RASST_SPEECH_WORKERS": "1",
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError(log.read_text())
+    finally:
+        process.terminate()
+        process.wait(30)
+    lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
+    assert lines, "RASST_LOG_JSON=true must give JSON logs"
+    assert all("color_message" not in json.loads(line) for line in lines)

@@ -45,7 +45,9 @@ async def test_killed_speech_worker_is_replaced_and_the_session_goes_on(tmp_path
         assert [e["chunk"] for e in transcript.of_type("chunk.done")] == list(range(21))
         # Captions resume on the replacement worker.
         lost_at = next(w["chunk"] for w in transcript.of_type("warning"))
-        later = [c for c in transcript.of_type("caption") if c["chunk"] > lost_at + 1 and c["final"]]
+        later = [
+            c for c in transcript.of_type("caption") if c["chunk"] > lost_at + 1 and c["final"]
+        ]
         assert later and any(c["text"] for c in later)
         replacement = _worker_pids(server.process.pid)
         assert len(replacement) == 1 and replacement[0] != worker

@@ -36,7 +36,9 @@ def start_message(**fields: Any) -> str:
 END = json.dumps({"type": "session.end"})
 
 
-async def read_all(ws: ClientConnection, transcript: Transcript, within: float = 120.0) -> Transcript:
+async def read_all(
+    ws: ClientConnection, transcript: Transcript, within: float = 120.0
+) -> Transcript:
     """Read events until the server closes; every event must match the protocol models."""
     try:
         async with asyncio.timeout(within):

@@ -1,0 +1,284 @@
+"""The embedded retriever's scoring: recognised words → glossary terms, per chunk.
+
+The evidence is the (glossary-biased) word decoder's output: final words of
+closed utterances and the open utterance's current best words. Per chunk:
+
+* **windows** (W = 1.92 s, stride 0.48 s, :mod:`retriever.windows`) over the
+  word timeline; a window's query is the phone sequence of the words whose
+  midpoint falls inside it (dictionary pronunciations: cleaner than allphone
+  decoding). FAISS (phone n-gram vectors, :mod:`retriever.phonetic`) proposes
+  candidates, re-scored by phone alignment, so near misses still count
+  ("annotated purpose" → "annotated corpus");
+* **exact matches**: a term whose words were recognised as written (spacing,
+  hyphens and a plural ``s`` aside) scores 1.0, over the chunk's whole look-back
+  span, so multi-word terms split across windows still match;
+* :func:`retriever.aggregate.aggregate_chunk` turns both into the chunk's terms
+  (K1 per window, max per term, τ, K2, target-language filter).
+
+Synchronous and CPU-bound (a few ms per chunk): call it off the event loop.
+One :class:`WordEvidenceRetriever` per session, used one chunk at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from glossary.model import GlossarySnapshot
+from retriever.aggregate import AggregationParams, WindowCandidates, aggregate_chunk
+from retriever.index import IndexManager, TermIndex
+from retriever.phonetic import PhoneticTermEncoder, phone_ids, rescore_terms, term_phone_ids
+from retriever.pronounce import cmu_dictionary, number_words, tokens, word_pronunciations
+from retriever.windows import Window, WindowSchedule
+from server.frames import RecognizedWord, TermHits
+
+EXACT_SCORE = 1.0
+_MAX_TERM_WORDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class WordRetrievalParams:
+    aggregation: AggregationParams = field(default_factory=AggregationParams)
+    # FAISS candidates per window and glossary, re-scored by phone alignment.
+    candidates: int = 100
+    # Final words kept for look-back (seconds of audio).
+    keep_seconds: float = 8.0
+
+
+def _key(text: str) -> str:
+    """Match key: letters and digits only, digits read out, a plural ``s`` dropped."""
+    parts: list[str] = []
+    for tok in tokens(text):
+        if tok.isdigit() and len(tok) <= 4:
+            parts.extend(number_words(int(tok)))
+        else:
+            parts.append(tok.lower())
+    return _strip_plural("".join(parts))
+
+
+def _strip_plural(key: str) -> str:
+    # Singular and plural are the same term (a third of the prototype's misses).
+    if len(key) > 3 and key.endswith("s") and not key.endswith("ss"):
+        return key[:-1]
+    return key
+
+
+class TextMatcher:
+    """Exact (normalised) term lookup for one glossary snapshot. Immutable."""
+
+    def __init__(self, snapshot: GlossarySnapshot) -> None:
+        self.snapshot = snapshot
+        self._terms: dict[str, list[int]] = {}
+        for i, entry in enumerate(snapshot.entries):
+            key = _key(entry.source)
+            if key:
+                self._terms.setdefault(key, []).append(i)
+
+    def find(self, words: Sequence[str]) -> list[tuple[int, int, int]]:
+        """``(term id, first word, last word + 1)`` for every term spelled out in ``words``."""
+        raw = ["".join(c for c in w.lower() if c.isalnum()) for w in words]
+        found: list[tuple[int, int, int]] = []
+        for i in range(len(raw)):
+            joined = ""
+            for j in range(i, min(len(raw), i + _MAX_TERM_WORDS)):
+                joined += raw[j]
+                for term_id in self._terms.get(_strip_plural(joined), ()):
+                    found.append((term_id, i, j + 1))
+        return found
+
+
+class TextMatchers:
+    """Per-snapshot :class:`TextMatcher`, built on first use and kept for a few versions."""
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self._items: OrderedDict[tuple[str, int], TextMatcher] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, snapshot: GlossarySnapshot) -> TextMatcher:
+        with self._lock:
+            matcher = self._items.get(snapshot.key)
+            if matcher is not None and matcher.snapshot is snapshot:
+                self._items.move_to_end(snapshot.key)
+                return matcher
+        matcher = TextMatcher(snapshot)  # outside the lock: 100k terms take ~0.5 s
+        with self._lock:
+            self._items[snapshot.key] = matcher
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+        return matcher
+
+
+def warm_up(letter_to_sound: bool = True) -> None:
+    """Load the pronunciation models now, not inside the first chunk's retrieval.
+
+    The CMU dictionary takes ~2 s; training letter-to-sound (for out-of-vocabulary
+    glossary words) ~15 s on the 2-core machines, so callers run this in the
+    background.
+    """
+    from retriever import pronounce
+
+    cmu_dictionary()
+    if letter_to_sound:
+        pronounce.letter_to_sound()
+
+
+def word_phones(word: str) -> tuple[str, ...]:
+    """The dictionary (or letter-to-sound) pronunciation of a recognised word."""
+    entry = cmu_dictionary().get(word.lower())
+    if entry:
+        return entry[0]
+    variants = word_pronunciations(word)
+    return variants[0] if variants else ()
+
+
+class WordTimeline:
+    """A session's recognised words: final ones (pruned) plus the open utterance's."""
+
+    def __init__(self) -> None:
+        self._final: list[RecognizedWord] = []
+        self._partial: tuple[RecognizedWord, ...] = ()
+
+    def update(
+        self, final: Sequence[RecognizedWord], partial: Sequence[RecognizedWord], prune_before: int
+    ) -> None:
+        self._final.extend(final)
+        self._partial = tuple(partial)
+        mids = [(w.start_sample + w.end_sample) // 2 for w in self._final]
+        keep = bisect_left(mids, prune_before)
+        if keep:
+            del self._final[:keep]
+
+    def words(self, start: int, end: int) -> list[RecognizedWord]:
+        """Words whose midpoint lies in ``[start, end)``, in time order."""
+        out = [
+            w
+            for w in (*self._final, *self._partial)
+            if start <= (w.start_sample + w.end_sample) // 2 < end
+        ]
+        out.sort(key=lambda w: w.start_sample)
+        return out
+
+
+class WordEvidenceRetriever:
+    """One session's term retrieval from recognised words. Not thread-safe."""
+
+    def __init__(
+        self,
+        indexes: IndexManager,
+        matchers: TextMatchers,
+        glossary_ids: Sequence[str],
+        target_languages: Sequence[str],
+        params: WordRetrievalParams | None = None,
+        schedule: WindowSchedule | None = None,
+    ) -> None:
+        self._indexes = indexes
+        self._matchers = matchers
+        self._glossary_ids = tuple(glossary_ids)
+        self._targets = tuple(target_languages)
+        self._params = params or WordRetrievalParams()
+        self._schedule = schedule or WindowSchedule()
+        self._terms = PhoneticTermEncoder()
+        self._timeline = WordTimeline()
+
+    def set_glossaries(self, glossary_ids: Sequence[str]) -> None:
+        """Takes effect from the next chunk (a tuple swap)."""
+        self._glossary_ids = tuple(glossary_ids)
+
+    def process(
+        self,
+        chunk_index: int,
+        start_sample: int,
+        end_sample: int,
+        final_words: Sequence[RecognizedWord],
+        partial_words: Sequence[RecognizedWord],
+        *,
+        final: bool = False,
+        aggregation: AggregationParams | None = None,
+    ) -> TermHits:
+        started = time.perf_counter()
+        keep = round(self._params.keep_seconds * 16_000)
+        self._timeline.update(final_words, partial_words, end_sample - keep)
+        windows = self._schedule.windows_for_chunk(start_sample, end_sample, final=final)
+        aggregation = aggregation or self._params.aggregation
+        candidates: list[WindowCandidates] = []
+        indexes = self._indexes.indexes(self._glossary_ids)
+        if windows and indexes:
+            span = self._timeline.words(windows[0].start, end_sample)
+            candidates.extend(self._exact(span, indexes))
+            candidates.extend(self._phonetic(windows, indexes, aggregation.k1))
+        return aggregate_chunk(
+            chunk_index,
+            candidates,
+            self._targets,
+            aggregation,
+            elapsed=time.perf_counter() - started,
+        )
+
+    def _exact(
+        self, span: list[RecognizedWord], indexes: list[TermIndex]
+    ) -> list[WindowCandidates]:
+        out: list[WindowCandidates] = []
+        texts = [w.word for w in span]
+        for index in indexes:
+            matcher = self._matchers.get(index.snapshot)
+            for term_id, first, last in matcher.find(texts):
+                window = Window(span[first].start_sample, span[last - 1].end_sample)
+                out.append(
+                    WindowCandidates(
+                        window,
+                        index.snapshot,
+                        np.asarray([term_id], dtype=np.int64),
+                        np.asarray([EXACT_SCORE], dtype=np.float32),
+                    )
+                )
+        return out
+
+    def _phonetic(
+        self, windows: list[Window], indexes: list[TermIndex], k1: int
+    ) -> list[WindowCandidates]:
+        sequences: list[list[str]] = []
+        for window in windows:
+            phones: list[str] = []
+            for word in self._timeline.words(window.start, window.end):
+                phones.extend(word_phones(word.word))
+            sequences.append(phones)
+        live = [i for i, seq in enumerate(sequences) if seq]
+        if not live:
+            return []
+        queries = self._terms.encode_phone_sequences([sequences[i] for i in live])
+        k = max(k1, self._params.candidates)
+        out: list[WindowCandidates] = []
+        for index in indexes:  # each a stable reference for the whole call
+            found = index.search(queries, k)
+            for row, pos in enumerate(live):
+                ids = found.term_ids[row]
+                ids = ids[ids >= 0]
+                if not len(ids):
+                    continue
+                query = phone_ids(sequences[pos])
+                variants = [_variants(index.snapshot.entries[int(t)].source) for t in ids]
+                scores = rescore_terms(query, variants)
+                order = np.argsort(-scores, kind="stable")[:k1]
+                out.append(
+                    WindowCandidates(windows[pos], index.snapshot, ids[order], scores[order])
+                )
+        return out
+
+
+_variant_cache: dict[str, tuple[np.ndarray, ...]] = {}
+
+
+def _variants(source: str) -> tuple[np.ndarray, ...]:
+    cached = _variant_cache.get(source)
+    if cached is None:
+        if len(_variant_cache) > 300_000:
+            _variant_cache.clear()
+        cached = _variant_cache[source] = tuple(term_phone_ids(source))
+    return cached

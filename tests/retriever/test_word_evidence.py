@@ -1,0 +1,96 @@
+"""Word-level retrieval: exact matches, phone-alignment near misses, windows at chunk boundaries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from retriever.aggregate import AggregationParams
+from retriever.index import IndexManager, IndexParams
+from retriever.phonetic import PhoneticTermEncoder
+from retriever.word_evidence import (
+    TextMatcher,
+    TextMatchers,
+    WordEvidenceRetriever,
+    WordRetrievalParams,
+)
+from server.frames import RecognizedWord
+
+from .helpers import snapshot
+
+TERMS = ["annotated corpus", "BLEU score", "language model", "pre-trained models"]
+CHUNK = 30_720  # lm = 2
+
+
+def words(*items: tuple[str, float, float]) -> list[RecognizedWord]:
+    return [RecognizedWord(w, round(s * 16_000), round(e * 16_000)) for w, s, e in items]
+
+
+@pytest.fixture(scope="module")
+def manager() -> Iterator[IndexManager]:
+    m = IndexManager(PhoneticTermEncoder(), IndexParams())
+    m.update(snapshot(TERMS)).result()
+    yield m
+    m.close()
+
+
+def retriever(manager: IndexManager, tau: float = 0.0) -> WordEvidenceRetriever:
+    params = WordRetrievalParams(AggregationParams(tau=tau))
+    return WordEvidenceRetriever(manager, TextMatchers(), ["g"], ["de"], params)
+
+
+def test_text_matcher_ignores_spacing_hyphens_and_plural() -> None:
+    matcher = TextMatcher(snapshot(TERMS))
+    found = matcher.find(["the", "pretrained", "model", "and", "a", "bleu", "scores"])
+    assert {(TERMS[t], a, b) for t, a, b in found} == {
+        ("pre-trained models", 1, 3),
+        ("BLEU score", 5, 7),
+    }
+
+
+def test_exact_match_scores_one_with_the_words_span(manager: IndexManager) -> None:
+    hits = retriever(manager).process(
+        0, 0, CHUNK, words(("a", 0.2, 0.3), ("language", 0.3, 0.8), ("model", 0.8, 1.2)), []
+    )
+    best = hits.hits[0]
+    assert (best.source, best.score) == ("language model", 1.0)
+    assert (best.start_sample, best.end_sample) == (round(0.3 * 16_000), round(1.2 * 16_000))
+    assert best.targets == {"de": "language model-de"}
+
+
+def test_near_miss_is_found_by_phone_alignment(manager: IndexManager) -> None:
+    # The recogniser heard "annotated purpose": no exact match, close phones.
+    hits = retriever(manager).process(
+        0, 0, CHUNK, [], words(("annotated", 0.2, 0.8), ("purpose", 0.8, 1.3))
+    )
+    top = {h.source: h.score for h in hits.hits}
+    assert "annotated corpus" in top
+    assert 0.5 < top["annotated corpus"] < 1.0
+    assert max(top, key=lambda k: top[k]) == "annotated corpus"
+
+
+def test_term_straddling_a_chunk_boundary_is_found_in_the_next_chunk(
+    manager: IndexManager,
+) -> None:
+    r = retriever(manager, tau=0.9)
+    # "BLEU" ends chunk 0 (still partial there), "score" starts chunk 1.
+    first = r.process(0, 0, CHUNK, [], words(("bleu", 1.6, 1.9)))
+    assert "BLEU score" not in {h.source for h in first.hits}
+    second = r.process(1, CHUNK, 2 * CHUNK, words(("bleu", 1.6, 1.9), ("score", 1.95, 2.4)), [])
+    assert "BLEU score" in {h.source for h in second.hits}
+
+
+def test_words_older_than_the_look_back_are_not_reported_again(manager: IndexManager) -> None:
+    r = retriever(manager, tau=0.9)
+    said = words(("language", 0.3, 0.8), ("model", 0.8, 1.2))
+    assert r.process(0, 0, CHUNK, said, []).hits
+    # Chunk 2 starts at 3.84 s: its windows begin after 1.92 s, the term is gone.
+    r.process(1, CHUNK, 2 * CHUNK, [], [])
+    assert not r.process(2, 2 * CHUNK, 3 * CHUNK, [], []).hits
+
+
+def test_silence_and_unknown_glossaries_find_nothing(manager: IndexManager) -> None:
+    assert not retriever(manager).process(0, 0, CHUNK, [], []).hits
+    other = WordEvidenceRetriever(manager, TextMatchers(), ["missing"], ["de"])
+    assert not other.process(0, 0, CHUNK, words(("language", 0.3, 0.8)), []).hits

@@ -1,0 +1,68 @@
+"""A real retriever service process on loopback (``python -m retriever.service``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support.live_server import REPO, free_port
+
+
+@dataclass
+class RetrieverProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        """SIGKILL: an outage, not a shutdown."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_retriever(
+    log_path: Path, port: int | None = None, ready_timeout: float = 60.0
+) -> RetrieverProcess:
+    """Start the service and wait until /healthz answers (it warms up first)."""
+    port = port or free_port()
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "retriever.service", "--port", str(port)],
+            cwd=REPO,
+            env={**os.environ},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    service = RetrieverProcess(process, port, log_path)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"retriever exited:\n{log_path.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{service.url}/healthz", timeout=1).status_code == 200:
+                return service
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    service.kill()
+    raise RuntimeError("the retriever service did not become healthy")
