@@ -24,19 +24,17 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
 def _mount_subcommands() -> None:
-    try:
-        from glossary.cli import glossary_app
-    except ImportError:  # the glossary CLI is optional in a partial install
-        pass
-    else:
-        app.add_typer(glossary_app, name="glossary", help="Upload and manage glossaries.")
-    # The evaluation harness imports its heavy extras (sacrebleu, matplotlib) lazily.
+    # Sub-apps import their heavy extras (sacrebleu, matplotlib, torch) lazily, so
+    # mounting them costs nothing for `rasst serve`.
+    from glossary.cli import glossary_app
+    from retriever.cli import retriever_app
     from server.evaluation.cli import data_app, eval_command
-
-    app.add_typer(data_app, name="data", help="Evaluation data: synthesise talk audio.")
-    app.command("eval")(eval_command)
     from server.subtitles_cli import subtitles_command
 
+    app.add_typer(glossary_app, name="glossary", help="Upload and manage glossaries.")
+    app.add_typer(retriever_app, name="retriever", help="The term retriever service.")
+    app.add_typer(data_app, name="data", help="Evaluation data: synthesise talk audio.")
+    app.command("eval")(eval_command)
     app.command("subtitles")(subtitles_command)
 
 
