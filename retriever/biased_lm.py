@@ -86,28 +86,67 @@ def ensure_base_lm(cache_dir: Path, source: Path | None = None) -> Path:
     """The clean bigram ARPA of the default LM in ``cache_dir`` (built once, ~20 s)."""
     target = cache_dir / _BASE_NAME
     if target.exists():
-        return target
+        try:
+            check_arpa(target)
+            return target
+        except (RuntimeError, ValueError):
+            target.unlink()  # a bad file from an older build: rebuild it
     source = source or default_lm_path()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-        raw = Path(tmp) / "raw.arpa"
-        # The writer segfaults in the trigram section: isolate it in a child process
-        # and keep what it wrote before crashing.
-        code = (
-            "import sys\nfrom pocketsphinx import NGramModel\n"
-            "NGramModel.readfile(sys.argv[1]).write(sys.argv[2], 1)\n"
-        )
-        subprocess.run(
-            [sys.executable, "-c", code, str(source), str(raw)],
-            check=False,
-            capture_output=True,
-            timeout=300,
-        )
-        scales = _dump_scales(raw, source)
-        clean = Path(tmp) / _BASE_NAME
-        _write_clean_bigrams(raw, clean, scales)
-        os.replace(clean, target)  # atomic: concurrent builders write equal files
-    return target
+    # The broken writer sometimes dumps garbage (-inf probabilities, NaN back-offs) that
+    # passes the scale check; a base LM like that turns every caption into noise. Check
+    # the whole result and dump again; give up (callers fall back to the default LM)
+    # rather than ever install a bad base.
+    failures: list[str] = []
+    for _ in range(_DUMP_ATTEMPTS):
+        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            raw = Path(tmp) / "raw.arpa"
+            code = (
+                "import sys\nfrom pocketsphinx import NGramModel\n"
+                "NGramModel.readfile(sys.argv[1]).write(sys.argv[2], 1)\n"
+            )
+            # The writer segfaults in the trigram section: isolate it in a child
+            # process and keep what it wrote before crashing.
+            subprocess.run(
+                [sys.executable, "-c", code, str(source), str(raw)],
+                check=False,
+                capture_output=True,
+                timeout=300,
+            )
+            try:
+                scales = _dump_scales(raw, source)
+                clean = Path(tmp) / _BASE_NAME
+                _write_clean_bigrams(raw, clean, scales)
+                check_arpa(clean)
+            except (RuntimeError, ValueError, OSError) as exc:
+                failures.append(str(exc))
+                continue
+            os.replace(clean, target)  # atomic: concurrent builders write equal files
+            return target
+    raise RuntimeError(f"could not rebuild the default LM: {'; '.join(failures)}")
+
+
+_DUMP_ATTEMPTS = 3
+
+
+def check_arpa(path: Path) -> None:
+    """Refuse an ARPA file with impossible values: only sentence markers may be -99."""
+    bad: list[str] = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for order, line in _ngram_lines(f):
+            parts = line.rstrip("\n").split("\t")
+            values = [float(parts[0])] + (
+                [float(parts[-1])] if order == 1 and len(parts) > 2 else []
+            )
+            word = parts[1]
+            if not all(math.isfinite(v) for v in values) or (
+                values[0] <= -98.0 and word not in ("<s>", "</s>")
+            ):
+                bad.append(word)
+                if len(bad) > 10:
+                    break
+    if bad:
+        raise RuntimeError(f"{path.name}: impossible n-gram values (e.g. {bad[:3]})")
 
 
 def _dump_scales(raw: Path, source: Path) -> tuple[float, float]:
