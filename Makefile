@@ -21,12 +21,15 @@ run: install
 
 # Test needs: Debian packages when missing (flite, festival, sox, postgresql, chromium);
 # torch first and pinned to the CPU build (a bare torch requirement pulls a CUDA build of
-# several GB), then the package with its test, eval and neural extras; and a real CPU vLLM
+# several GB), then the package with its test, eval and neural extras, mweralign (GPL: the
+# evaluation only ever runs it as a subprocess, so it stays out of the package's dependencies);
+# and a real CPU vLLM
 # in its own environment for the translator tests (idempotent; minutes and ~3.7 GB once).
 install-test: $(BIN)/python
 	tests/support/system_deps.sh
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test,eval,neural]'
+	$(BIN)/pip install --quiet mweralign==1.4.1
 	tests/support/vllm_env.sh >/dev/null
 
 test: install-test
