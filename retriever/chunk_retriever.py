@@ -18,8 +18,9 @@ import numpy as np
 
 from glossary.model import GlossarySnapshot
 from retriever.aggregate import AggregationParams, WindowCandidates, aggregate_chunk
-from retriever.encoders import SpeechStream
+from retriever.encoders import MultiVectorSpeechStream, SpeechStream
 from retriever.index import IndexManager
+from retriever.neural.search import search_grouped
 from retriever.windows import Window, WindowCache, WindowSchedule
 from server.frames import TermHits
 
@@ -64,15 +65,50 @@ class ChunkRetriever:
         self._rescorer = rescorer
         self._cache: WindowCache[list[WindowCandidates]] = WindowCache()
         self._next_sample = 0
+        self._aggregation = self._params.aggregation
+
+    @property
+    def next_sample(self) -> int:
+        """Where the next chunk must start."""
+        return self._next_sample
+
+    @property
+    def stream(self) -> SpeechStream:
+        return self._stream
+
+    def skip_to(self, sample: int, piece: int = 16_000) -> None:
+        """Treat audio up to ``sample`` as silence (chunks the caller never sent).
+
+        A remote client skips chunks while the service is unreachable; the
+        stream counts samples from the start, so the gap is filled to keep later
+        windows at their true positions. Pushed in bounded pieces: a stream keeps
+        only its recent audio, so a long gap never needs a long buffer.
+        """
+        if sample < self._next_sample:
+            raise ValueError(f"cannot skip back to {sample} from {self._next_sample}")
+        silence = np.zeros(piece, dtype=np.int16)
+        while self._next_sample < sample:
+            n = min(piece, sample - self._next_sample)
+            self._stream.push(silence[:n])
+            self._next_sample += n
+        self._cache.evict_ending_before(sample)
 
     def set_glossaries(self, glossary_ids: Sequence[str]) -> None:
         """Takes effect from the next chunk (a tuple swap; no lock needed)."""
         self._glossary_ids = tuple(glossary_ids)
 
     def process(
-        self, chunk_index: int, start_sample: int, pcm: np.ndarray, *, final: bool = False
+        self,
+        chunk_index: int,
+        start_sample: int,
+        pcm: np.ndarray,
+        *,
+        final: bool = False,
+        aggregation: AggregationParams | None = None,
     ) -> TermHits:
+        """``aggregation`` overrides the params' (per call, e.g. a request's k and τ)."""
         started = time.perf_counter()
+        self._aggregation = aggregation or self._params.aggregation
         if start_sample != self._next_sample:
             raise ValueError(f"chunk starts at {start_sample}, expected {self._next_sample}")
         end = start_sample + len(pcm)
@@ -86,7 +122,7 @@ class ChunkRetriever:
             chunk_index,
             candidates,
             self._targets,
-            self._params.aggregation,
+            self._aggregation,
             elapsed=time.perf_counter() - started,
         )
 
@@ -95,11 +131,23 @@ class ChunkRetriever:
         indexes = self._indexes.indexes(self._glossary_ids)
         if not windows or not indexes:
             return results
-        queries = self._stream.encode(windows)
-        k1 = self._params.aggregation.k1
+        # A multi-vector stream (the neural MaxSim pooling) is searched with every
+        # sub-window row, keeping each term's best score per window: the exact
+        # MaxSim top-k (retriever.neural.search). Others give one vector per window.
+        multi = (
+            self._stream.encode_multi(windows)
+            if isinstance(self._stream, MultiVectorSpeechStream)
+            else None
+        )
+        queries = self._stream.encode(windows) if multi is None else None
+        k1 = self._aggregation.k1
         k = max(k1, self._params.candidates) if self._rescorer is not None else k1
         for index in indexes:  # each a stable reference for this whole call
-            found = index.search(queries, k)
+            if multi is not None:
+                found = search_grouped(index, multi, len(windows), k)
+            else:
+                assert queries is not None
+                found = index.search(queries, k)
             for w, window in enumerate(windows):
                 ids = found.term_ids[w]
                 scores = found.scores[w]

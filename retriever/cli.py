@@ -37,15 +37,21 @@ def serve(
     """Serve retrieval over HTTP (uvicorn)."""
     import uvicorn
 
+    from retriever.encoder_factory import EncoderParams
     from retriever.service import ServiceParams, create_service_app
+    from server.settings import Settings
 
     if cache_dir is None and os.environ.get("RASST_DATA_DIR"):
         cache_dir = Path(os.environ["RASST_DATA_DIR"]) / "retriever-cache"
+    # The encoder choice comes from the RASST_* environment (RASST_RETRIEVER_ENCODER,
+    # RASST_NEURAL_*), validated here so a bad value fails before anything loads.
+    settings = Settings()
     app = create_service_app(
         ServiceParams(
             cache_dir=cache_dir,
             batch_window_seconds=batch_window_ms / 1000,
             max_batch=max_batch,
+            encoder=EncoderParams.from_settings(settings),
         )
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level)

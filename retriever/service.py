@@ -9,9 +9,13 @@ compose deployment; the embedded default runs the same engine code in process.
   :class:`retriever.wire.RetrieveResult`, or 409 :class:`retriever.wire.MissingGlossaries`.
 * ``PUT /v1/glossaries/{id}/versions/{version}``: upload a snapshot (JSON).
 * ``DELETE /v1/sessions/{id}``: forget a session's state (also dropped when idle).
-* ``GET /healthz``, ``GET /v1/stats`` (batching counters).
+* ``GET /healthz``, ``GET /v1/stats`` (batching counters; with the neural
+  encoder also its forward passes and the windows they encoded).
 
 Concurrent retrieve calls are batched (:class:`retriever.engine.RequestBatcher`).
+The encoder is chosen by configuration (``RASST_RETRIEVER_ENCODER``, see
+:mod:`retriever.encoder_factory`): the embedded phonetic one by default, or
+the neural dual encoder, loaded once at start-up.
 """
 
 from __future__ import annotations
@@ -21,15 +25,17 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from retriever.aggregate import AggregationParams
+from retriever.encoder_factory import EncoderParams, build_encoders
 from retriever.engine import EngineParams, RequestBatcher, RetrievalEngine
 from retriever.wire import (
     GlossaryUpload,
@@ -51,6 +57,7 @@ class ServiceParams:
     max_batch: int = 32
     candidates: int = 100
     index_wait_seconds: float = 1.0
+    encoder: EncoderParams = field(default_factory=EncoderParams)
 
 
 def create_service_app(params: ServiceParams | None = None) -> FastAPI:
@@ -58,16 +65,22 @@ def create_service_app(params: ServiceParams | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Healthy once the dictionary is loaded (~2 s). Letter-to-sound (~15 s of
-        # GIL-holding training) waits until an out-of-vocabulary term needs it.
-        await asyncio.to_thread(warm_up, False)
+        if params.encoder.kind == "phonetic":
+            # Healthy once the dictionary is loaded (~2 s). Letter-to-sound (~15 s of
+            # GIL-holding training) waits until an out-of-vocabulary term needs it.
+            await asyncio.to_thread(warm_up, False)
+        # Loading the neural models blocks for seconds to minutes: off the loop,
+        # and before /healthz answers, so a load error stops the service at start.
+        encoders = await asyncio.to_thread(build_encoders, params.encoder)
+        log.info("retriever encoder: %s (%s)", encoders.kind, encoders.terms.encoder_id)
         engine = RetrievalEngine(
             EngineParams(
                 retrieval=WordRetrievalParams(AggregationParams(), candidates=params.candidates),
                 cache_dir=params.cache_dir,
                 # Below the gateway's read timeout: a slow build means no terms, not an error.
                 index_wait_seconds=params.index_wait_seconds,
-            )
+            ),
+            encoders,
         )
         batcher = RequestBatcher(engine, params.batch_window_seconds, params.max_batch)
         batcher.start()
@@ -77,7 +90,8 @@ def create_service_app(params: ServiceParams | None = None) -> FastAPI:
             yield
         finally:
             await batcher.aclose()
-            engine.close()
+            # Joins the model batcher and index threads: off the loop.
+            await asyncio.to_thread(engine.close)
 
     app = FastAPI(title="RASST retriever", lifespan=lifespan)
     _add_routes(app)
@@ -104,11 +118,13 @@ def _add_routes(app: FastAPI) -> None:
         return {"status": "ok"}
 
     @app.get("/v1/stats")
-    async def stats(batcher: BatcherDep) -> dict[str, int]:
+    async def stats(batcher: BatcherDep, engine: EngineDep) -> dict[str, int | str]:
         return {
+            "encoder": engine.encoders.kind,
             "batches": batcher.batches,
             "requests": batcher.requests,
             "max_batch": batcher.max_seen,
+            **engine.encoders.stats(),
         }
 
     @app.put("/v1/glossaries/{glossary_id}/versions/{version}", status_code=204)
@@ -136,7 +152,9 @@ def _add_routes(app: FastAPI) -> None:
         body = await request.body()
         if len(body) % 2 or len(body) > MAX_BODY_BYTES:
             raise HTTPException(422, "the body must be whole s16le samples, at most 8 s")
-        result, batch_size = await batcher.submit(query, len(body) // 2)
+        # A copy the session's stream may keep (frombuffer alone is read-only).
+        pcm = np.frombuffer(body, dtype="<i2").astype(np.int16)
+        result, batch_size = await batcher.submit(query, len(pcm), pcm)
         if isinstance(result, MissingGlossaries):
             return JSONResponse(result.model_dump(), status_code=409)
         return JSONResponse(RetrieveResult.of(result, batch_size).model_dump())

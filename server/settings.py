@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +73,29 @@ class Settings(BaseSettings):
     retrieval_biased_lm: bool = True
     retriever_connect_timeout_seconds: float = Field(default=1.0, gt=0)
     retriever_read_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Which encoder the retriever *service* (``rasst retriever serve``) runs; the
+    # gateway's embedded retriever is always phonetic and ignores the neural_* fields.
+    # "neural": the paper's dual encoder (docs/neural-retriever.md), a GPU component.
+    retriever_encoder: Literal["phonetic", "neural"] = "phonetic"
+    # "maxsim": the released checkpoint's multi-scale pooling; "attention": the paper's.
+    neural_pooling: Literal["maxsim", "attention"] = "maxsim"
+    # Base weights: hub ids or local directories. With neural_adapters, the models
+    # the adapters were trained on are used unless these are set explicitly.
+    neural_audio_model: str = "Atotti/Qwen3-Omni-AudioTransformer"
+    neural_text_model: str = "BAAI/bge-m3"
+    # A released-layout .pt (local path or hf://<repo>/<file>); neither this nor
+    # neural_adapters: the released checkpoint from the hub.
+    neural_checkpoint: str | None = None
+    # A directory written by our trainer (python -m retriever.train fit --out ...).
+    neural_adapters: Path | None = None
+    # "auto": CUDA when available, else CPU; or a torch device ("cuda:1", "cpu").
+    neural_device: str = "auto"
+    # Cross-session micro-batching of window encodes (one forward pass per batch).
+    neural_batch_window_ms: float = Field(default=5.0, ge=0)
+    neural_max_batch: int = Field(default=64, ge=1)
+    # Minimum term score with the neural encoder (the release's threshold); it
+    # replaces the gateway's retrieval_tau, which is calibrated for phonetic scores.
+    neural_tau: float = Field(default=0.78, ge=-1.0, le=1.0)
 
     # Glossary limits
     glossary_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

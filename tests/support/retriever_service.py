@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,15 +42,23 @@ class RetrieverProcess:
 
 
 def start_retriever(
-    log_path: Path, port: int | None = None, ready_timeout: float = 60.0
+    log_path: Path,
+    port: int | None = None,
+    ready_timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> RetrieverProcess:
-    """Start the service and wait until /healthz answers (it warms up first)."""
+    """Start the service and wait until /healthz answers (it warms up first).
+
+    ``env`` is added to this process's environment (e.g. ``RASST_RETRIEVER_ENCODER``);
+    ``args`` go to ``serve`` after the port.
+    """
     port = port or free_port()
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "retriever.service", "--port", str(port)],
+            [sys.executable, "-m", "retriever.service", "--port", str(port), *args],
             cwd=REPO,
-            env={**os.environ},
+            env={**os.environ, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
