@@ -170,14 +170,7 @@ async def create_glossary(
         requested = upload.name or (upload.body.name if upload.body else None)
         name = glossary_name(requested, parsed, upload.filename, store.limits)
         info = store.create_glossary(tenant, name, parsed.source_language, parsed.entries)
-        return GlossaryWritten(
-            id=info.id,
-            name=info.name,
-            version=info.version,
-            etag=info.etag,
-            entry_count=info.entry_count,
-            report=parsed.report,
-        )
+        return GlossaryWritten.of(info, parsed.report)
 
     written = await run_in_threadpool(work)
     response.headers["ETag"] = written.etag
@@ -258,14 +251,7 @@ async def replace_glossary(
             entries=parsed.entries,
             expected_version=expected,
         )
-        return GlossaryWritten(
-            id=info.id,
-            name=info.name,
-            version=info.version,
-            etag=info.etag,
-            entry_count=info.entry_count,
-            report=parsed.report,
-        )
+        return GlossaryWritten.of(info, parsed.report)
 
     written = await run_in_threadpool(work)
     response.headers["ETag"] = written.etag

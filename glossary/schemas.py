@@ -112,6 +112,17 @@ class GlossaryWritten(BaseModel):
     entry_count: int
     report: ImportReport
 
+    @classmethod
+    def of(cls, info: GlossaryInfo, report: ImportReport) -> GlossaryWritten:
+        return cls(
+            id=info.id,
+            name=info.name,
+            version=info.version,
+            etag=info.etag,
+            entry_count=info.entry_count,
+            report=report,
+        )
+
 
 class GlossaryPatched(BaseModel):
     id: str
