@@ -53,7 +53,7 @@ from retriever.word_evidence import (
 from server.errors import ErrorCode
 from server.frames import AudioChunk, ChunkAnalysis, StageWarning, TermHits
 from server.stages import SessionContext, WarnFn
-from server.workers import SpeechWorkers
+from server.workers import SpeechWorkers, exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,9 @@ class LanguageModelBuilder:
             import multiprocessing
 
             self._executor = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent,
             )
         return self._executor
 

@@ -45,8 +45,11 @@ _sessions: dict[str, SpeechFrontEnd] = {}
 _idle_decoders: list[Any] = []
 
 
-def _exit_with_parent() -> None:
-    """Exit when the gateway process dies, even by SIGKILL: never leave orphans behind."""
+def exit_with_parent() -> None:
+    """Exit when the gateway process dies, even by SIGKILL: never leave orphans behind.
+
+    An executor initializer for every worker process the gateway spawns.
+    """
     parent = multiprocessing.parent_process()
     if parent is None:
         return
@@ -60,7 +63,7 @@ def _exit_with_parent() -> None:
 
 def _worker_init(params: FrontEndParams, warm_decoders: int) -> None:
     global _params
-    _exit_with_parent()
+    exit_with_parent()
     _params = params
     if params.captions:
         _idle_decoders.extend(default_decoder_factory() for _ in range(warm_decoders))

@@ -53,3 +53,60 @@ async def test_killed_speech_worker_is_replaced_and_the_session_goes_on(tmp_path
         assert len(replacement) == 1 and replacement[0] != worker
     finally:
         server.stop()
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        alive.add(pid)
+    return alive
+
+
+def _descendants(root: int) -> set[int]:
+    found: set[int] = set()
+    frontier = [root]
+    while frontier:
+        out = subprocess.run(["pgrep", "-P", str(frontier.pop())], capture_output=True, text=True)
+        children = {int(pid) for pid in out.stdout.split()}
+        frontier.extend(children - found)
+        found |= children
+    return found
+
+
+async def test_no_process_outlives_a_killed_gateway(tmp_path: Path) -> None:
+    """Speech workers and the biased-LM builder exit when the gateway dies by SIGKILL."""
+    import httpx
+
+    server = start_server(tmp_path, "--workers", "1")
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            upload = await http.post(
+                f"{server.http_url}/v1/glossaries",
+                files={"file": ("g.csv", "en,de\nseason of light,Zeit des Lichts\n", "text/csv")},
+            )
+        glossary_id = upload.json()["id"]
+        _, pcm = read_wav(TWO_CITIES)
+        transcript = Transcript()
+        async with connect(server.ws_url) as ws:
+            await ws.send(start_message(lm=1, glossary_ids=[glossary_id]))
+            reader = asyncio.create_task(read_all(ws, transcript, within=60))
+            for i in range(0, 16000 * 3, 1600):
+                await ws.send(pcm[i : i + 1600].tobytes())
+            await asyncio.sleep(2)  # the session asked for its biased LM: the builder runs
+            spawned = _descendants(server.process.pid)
+            assert len(spawned) >= 2, spawned  # a speech worker and the LM builder at least
+            server.process.kill()
+            server.process.wait(10)
+            reader.cancel()
+        for _ in range(50):
+            alive = _alive(spawned)
+            if not alive:
+                break
+            await asyncio.sleep(0.2)
+        assert not alive, f"orphaned processes: {alive}"
+    finally:
+        server.stop()
