@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import glossary.router
 from glossary.store import GlossaryStore
@@ -19,8 +20,10 @@ from retriever.word_evidence import WordRetrievalParams
 from server import web
 from server.errors import ErrorCode, RasstError, error_body, http_status
 from server.glossary_access import StoreGlossaryAccess
+from server.http_guard import RequestGuard
 from server.metrics import GatewayMetrics
 from server.protocol import PROTOCOL_VERSION
+from server.ratelimit import RateLimiter
 from server.retrieval import (
     EmbeddedRetrievalParams,
     EmbeddedRetrieverService,
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Shared by the HTTP guard (REST calls) and sessions (session starts).
+    limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings=settings,
                 metrics=GatewayMetrics(),
                 speech=speech,
-                sessions=SessionRegistry(settings.max_sessions),
+                sessions=SessionRegistry(settings.max_sessions, settings.max_sessions_per_tenant),
+                rate_limiter=limiter,
                 glossaries=StoreGlossaryAccess(
                     store,
                     auth_enabled=settings.auth_enabled,
@@ -98,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
     install_error_handlers(app)
+    app.add_middleware(RequestGuard, limiter=limiter, max_body_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -164,5 +171,29 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, "the request is invalid", problems), status_code=http_status(code)
         )
 
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        # Routing's own answers (unknown path, wrong method) in the same envelope.
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_STATUS_CODES.get(exc.status_code)
+        if code is None:
+            code = ErrorCode.INTERNAL_ERROR if exc.status_code >= 500 else ErrorCode.BAD_REQUEST
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
     app.add_exception_handler(RasstError, on_rasst_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+
+
+_HTTP_STATUS_CODES = {
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_FORMAT,
+    429: ErrorCode.RATE_LIMITED,
+}

@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     SESSION_TOO_LONG = "session_too_long"
     BACKLOG_EXCEEDED = "backlog_exceeded"
     CLIENT_TOO_SLOW = "client_too_slow"
+    RESUME_FAILED = "resume_failed"
     # Capacity and lifecycle.
     SERVER_BUSY = "server_busy"
     SHUTTING_DOWN = "shutting_down"
@@ -37,6 +38,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     # Resources.
     NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    BAD_REQUEST = "bad_request"
     GLOSSARY_NOT_FOUND = "glossary_not_found"
     CONFLICT = "conflict"
     PRECONDITION_FAILED = "precondition_failed"
@@ -48,6 +51,8 @@ class ErrorCode(StrEnum):
     RETRIEVER_UNAVAILABLE = "retriever_unavailable"
     LLM_UNAVAILABLE = "llm_unavailable"
     SPEECH_FRONTEND_FAILED = "speech_frontend_failed"
+    # The glossary database cannot be reached (REST: 503; retry shortly).
+    STORE_UNAVAILABLE = "store_unavailable"
     LAGGING = "lagging"
     INTERNAL_ERROR = "internal_error"
 
@@ -74,12 +79,15 @@ _INFO: dict[ErrorCode, _CodeInfo] = {
     ErrorCode.SESSION_TOO_LONG: _CodeInfo(400, 1008),
     ErrorCode.BACKLOG_EXCEEDED: _CodeInfo(503, 1013),
     ErrorCode.CLIENT_TOO_SLOW: _CodeInfo(400, 1008),
+    ErrorCode.RESUME_FAILED: _CodeInfo(404, 1008),
     ErrorCode.SERVER_BUSY: _CodeInfo(503, 1013),
     ErrorCode.SHUTTING_DOWN: _CodeInfo(503, 1012),
     ErrorCode.UNAUTHORIZED: _CodeInfo(401, 1008),
     ErrorCode.FORBIDDEN: _CodeInfo(403, 1008),
     ErrorCode.RATE_LIMITED: _CodeInfo(429, 1008),
     ErrorCode.NOT_FOUND: _CodeInfo(404, 1008),
+    ErrorCode.METHOD_NOT_ALLOWED: _CodeInfo(405, 1008),
+    ErrorCode.BAD_REQUEST: _CodeInfo(400, 1008),
     ErrorCode.GLOSSARY_NOT_FOUND: _CodeInfo(404, 1008),
     ErrorCode.CONFLICT: _CodeInfo(409, 1008),
     ErrorCode.PRECONDITION_FAILED: _CodeInfo(412, 1008),
@@ -90,6 +98,7 @@ _INFO: dict[ErrorCode, _CodeInfo] = {
     ErrorCode.RETRIEVER_UNAVAILABLE: _CodeInfo(503, 1011),
     ErrorCode.LLM_UNAVAILABLE: _CodeInfo(503, 1011),
     ErrorCode.SPEECH_FRONTEND_FAILED: _CodeInfo(500, 1011),
+    ErrorCode.STORE_UNAVAILABLE: _CodeInfo(503, 1013),
     ErrorCode.LAGGING: _CodeInfo(503, 1013),
     ErrorCode.INTERNAL_ERROR: _CodeInfo(500, 1011),
 }

@@ -53,6 +53,12 @@ class GatewayMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.disconnects = Counter(
+            "rasst_session_disconnects_total",
+            "Speaker connections lost mid-session, by outcome (resumed or expired).",
+            ["outcome"],
+            registry=r,
+        )
         self.errors = Counter(
             "rasst_errors_total", "Error events sent to clients, by code.", ["code"], registry=r
         )

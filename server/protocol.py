@@ -67,12 +67,26 @@ class SessionEnd(_Model):
     type: Literal["session.end"]
 
 
-ClientMessage = Annotated[SessionStart | SessionEnd, Field(discriminator="type")]
-_CLIENT_ADAPTER: TypeAdapter[SessionStart | SessionEnd] = TypeAdapter(ClientMessage)
-CLIENT_MESSAGE_TYPES = frozenset({"session.start", "session.end"})
+class SessionResume(_Model):
+    """First message of a new connection that continues a dropped session."""
+
+    type: Literal["session.resume"]
+    protocol_version: int = PROTOCOL_VERSION
+    resume_token: str = Field(min_length=1, max_length=128, description="From session.started.")
+    last_seq: int = Field(
+        default=0,
+        ge=0,
+        description="`seq` of the last event the client received; later events are replayed.",
+    )
+    api_key: str | None = Field(default=None, description="As in session.start.")
 
 
-def parse_client_message(text: str) -> SessionStart | SessionEnd:
+ClientMessage = Annotated[SessionStart | SessionEnd | SessionResume, Field(discriminator="type")]
+_CLIENT_ADAPTER: TypeAdapter[SessionStart | SessionEnd | SessionResume] = TypeAdapter(ClientMessage)
+CLIENT_MESSAGE_TYPES = frozenset({"session.start", "session.end", "session.resume"})
+
+
+def parse_client_message(text: str) -> SessionStart | SessionEnd | SessionResume:
     """Parse one text frame; raises RasstError with a stable code."""
     try:
         raw = json.loads(text)
@@ -102,7 +116,16 @@ def parse_client_message(text: str) -> SessionStart | SessionEnd:
 # -- server -> client ----------------------------------------------------------
 
 
-class _ChunkEvent(_Model):
+class _Event(_Model):
+    seq: int = Field(
+        default=0,
+        ge=0,
+        description="1, 2, 3 … per session, across resumed connections; resume with the "
+        "last one received.",
+    )
+
+
+class _ChunkEvent(_Event):
     chunk: int = Field(ge=0, description="0-based chunk index.")
     start: float = Field(description="Audio seconds from stream start.")
     end: float
@@ -119,9 +142,12 @@ class SessionLimits(_Model):
     max_frame_bytes: int
     idle_timeout_seconds: float
     max_session_seconds: float
+    resume_grace_seconds: float = Field(
+        description="How long a dropped session waits for session.resume; 0: not resumable."
+    )
 
 
-class SessionStarted(_Model):
+class SessionStarted(_Event):
     type: Literal["session.started"] = "session.started"
     protocol_version: int = PROTOCOL_VERSION
     session_id: str
@@ -130,6 +156,11 @@ class SessionStarted(_Model):
         default=None,
         description="Read-only access to this session's events for audience viewers "
         "(share the viewer link, not the API key).",
+    )
+    resume_token: str | None = Field(
+        default=None,
+        description="Secret for session.resume after a dropped connection (keep it like an "
+        "API key); null when sessions are not resumable.",
     )
     source_language: str
     target_languages: list[str]
@@ -208,21 +239,38 @@ class ChunkDone(_ChunkEvent):
     )
 
 
-class Warning_(_Model):
+class SessionResumed(_Event):
+    """Answer to session.resume: the events after ``last_seq`` follow, then live ones."""
+
+    type: Literal["session.resumed"] = "session.resumed"
+    session_id: str
+    replayed: int = Field(description="Events re-sent after this one (seq > last_seq).")
+    missed: int = Field(
+        description="Events after last_seq that are no longer kept (the client was away "
+        "longer than the server's event buffer covers); normally 0."
+    )
+    audio_received_samples: int = Field(
+        description="Audio the server has, in samples at the session's input rate: "
+        "send the rest of the stream from this offset."
+    )
+    audio_received_seconds: float
+
+
+class Warning_(_Event):
     type: Literal["warning"] = "warning"
     code: str
     message: str
     chunk: int | None = None
 
 
-class GlossaryUpdated(_Model):
+class GlossaryUpdated(_Event):
     """A glossary in use changed; terms of later chunks come from these versions."""
 
     type: Literal["glossary.updated"] = "glossary.updated"
     glossaries: list[GlossaryInUse]
 
 
-class Error(_Model):
+class Error(_Event):
     type: Literal["error"] = "error"
     code: ErrorCode
     message: str
@@ -237,7 +285,7 @@ class LatencyStats(_Model):
     max: float
 
 
-class SessionSummary(_Model):
+class SessionSummary(_Event):
     type: Literal["session.summary"] = "session.summary"
     session_id: str
     reason: Literal["completed", "error", "disconnected", "shutdown"]
@@ -256,6 +304,7 @@ class SessionSummary(_Model):
 
 ServerEvent = Annotated[
     SessionStarted
+    | SessionResumed
     | Caption
     | Terms
     | TranslationDeltaEvent

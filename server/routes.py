@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from server.errors import ErrorCode, RasstError
 from server.services import GatewayServices
 from server.session import StreamSession
 
@@ -85,7 +87,30 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", tags=["operations"])
+def require_metrics_key(request: Request, services: ServicesDep) -> None:
+    """With auth enabled, metrics need RASST_METRICS_KEY (or the admin key) as a bearer token.
+
+    Health probes stay open: they reveal nothing and orchestrators call them bare.
+    """
+    settings = services.settings
+    if not settings.auth_enabled:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    accepted = [k for k in (settings.metrics_key, settings.admin_key) if k]
+    if not token or not any(hmac.compare_digest(token.encode(), k.encode()) for k in accepted):
+        raise RasstError(
+            ErrorCode.UNAUTHORIZED,
+            "metrics need 'Authorization: Bearer <RASST_METRICS_KEY>' when auth is enabled",
+        )
+
+
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    dependencies=[Depends(require_metrics_key)],
+    responses={401: {"description": "Auth is enabled and the metrics key is missing"}},
+)
 async def metrics(services: ServicesDep) -> Response:
     """Prometheus metrics."""
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

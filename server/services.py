@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -11,6 +14,7 @@ from glossary.model import GlossarySnapshot
 from server.errors import ErrorCode, RasstError
 from server.feeds import FeedHub
 from server.metrics import GatewayMetrics
+from server.ratelimit import RateLimiter
 from server.settings import Settings
 from server.stages import RetrieverService, TranslatorService
 from server.workers import SpeechWorkers
@@ -41,11 +45,16 @@ class GlossaryAccess(Protocol):
 
 
 class SessionRegistry:
-    """Live sessions: admission against the capacity limit, and shutdown notice."""
+    """Live sessions: admission against the capacity limits, resume tokens, shutdown notice."""
 
-    def __init__(self, max_sessions: int) -> None:
+    def __init__(self, max_sessions: int, max_per_tenant: int = 0) -> None:
         self._max = max_sessions
+        self._max_per_tenant = max_per_tenant
         self._sessions: set[StreamSession] = set()
+        self._per_tenant: Counter[str] = Counter()
+        self._tenant_of: dict[StreamSession, str] = {}
+        # sha256(resume token) -> session: the registry never holds a usable token.
+        self._resumable: dict[str, StreamSession] = {}
         self._closing = False
         self._empty = asyncio.Event()
         self._empty.set()
@@ -57,7 +66,7 @@ class SessionRegistry:
     def closing(self) -> bool:
         return self._closing
 
-    def admit(self, session: StreamSession) -> None:
+    def admit(self, session: StreamSession, tenant: str) -> None:
         if self._closing:
             raise RasstError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
         if len(self._sessions) >= self._max:
@@ -65,13 +74,36 @@ class SessionRegistry:
                 ErrorCode.SERVER_BUSY,
                 f"the server is at its limit of {self._max} concurrent sessions; retry later",
             )
+        if self._max_per_tenant and self._per_tenant[tenant] >= self._max_per_tenant:
+            raise RasstError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"this API key's tenant already has {self._max_per_tenant} live sessions, "
+                "its quota; end one first",
+            )
         self._sessions.add(session)
+        self._per_tenant[tenant] += 1
+        self._tenant_of[session] = tenant
         self._empty.clear()
 
     def remove(self, session: StreamSession) -> None:
-        self._sessions.discard(session)
+        if session in self._sessions:
+            self._sessions.discard(session)
+            tenant = self._tenant_of.pop(session)
+            self._per_tenant[tenant] -= 1
+            if not self._per_tenant[tenant]:
+                del self._per_tenant[tenant]
+        for digest in [d for d, s in self._resumable.items() if s is session]:
+            del self._resumable[digest]
         if not self._sessions:
             self._empty.set()
+
+    def issue_resume_token(self, session: StreamSession) -> str:
+        token = secrets.token_urlsafe(32)
+        self._resumable[_token_digest(token)] = session
+        return token
+
+    def resumable(self, token: str) -> StreamSession | None:
+        return self._resumable.get(_token_digest(token))
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Refuse new sessions, ask live ones to finish, wait up to the grace period."""
@@ -86,6 +118,10 @@ class SessionRegistry:
                 session.abort_now()
 
 
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 @dataclass
 class GatewayServices:
     settings: Settings
@@ -96,4 +132,5 @@ class GatewayServices:
     retriever: RetrieverService | None = None
     translator: TranslatorService | None = None
     feeds: FeedHub = field(default_factory=FeedHub)
+    rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
     extras: dict[str, object] = field(default_factory=dict)

@@ -18,6 +18,15 @@ Backpressure policy (documented in docs/protocol.md):
 * Outbound events are bounded (``max_outbound_events``); a client that stops
   reading ends with ``client_too_slow`` instead of growing server memory.
 
+Resumable sessions: every event carries a ``seq``; the sender keeps the last
+``max_outbound_events`` of them. When the speaker's connection drops (without
+``session.end``) the session detaches instead of ending: processing of the audio
+already received goes on, events go to that buffer, and for
+``resume_grace_seconds`` a new connection may send ``session.resume`` with the
+token from ``session.started``. It gets the events after its ``last_seq`` and
+the number of audio samples the server holds, then streams on. A session whose
+input ended waits the same grace for a client to collect its tail.
+
 All session state lives on this object and is released in ``run``'s finally.
 """
 
@@ -27,6 +36,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +76,8 @@ from server.protocol import (
     LatencyStats,
     SessionEnd,
     SessionLimits,
+    SessionResume,
+    SessionResumed,
     SessionStart,
     SessionStarted,
     SessionSummary,
@@ -77,6 +89,7 @@ from server.protocol import (
     Word,
     parse_client_message,
 )
+from server.ratelimit import caller_identity
 from server.services import GatewayServices
 from server.stages import NoRetriever, SessionContext, SessionRetriever, SessionTranslator
 from server.workers import SpeechSession, SpeechWorkerLost
@@ -118,10 +131,23 @@ class StreamSession:
         # Queues between the stages (None marks the end of the stream).
         self._chunks: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
         self._analysed: asyncio.Queue[_Analysed | None] = asyncio.Queue()
-        # Serialised events for the speaker's socket; the flag marks the summary.
-        self._outbound: asyncio.Queue[tuple[str, bool] | None] = asyncio.Queue(
+        # Serialised events for the speaker's socket: (seq, json, is_summary).
+        self._outbound: asyncio.Queue[tuple[int, str, bool] | None] = asyncio.Queue(
             maxsize=self._settings.max_outbound_events
         )
+        # Events numbered so far, and the last ones taken by the sender, kept for resume.
+        self._seq = 0
+        self._sent: deque[tuple[int, str]] = deque(maxlen=self._settings.max_outbound_events)
+        self._sent_seq = 0
+        # Serialises sending with (re)attaching a connection, so replay keeps seq order.
+        self._send_lock = asyncio.Lock()
+        # The speaker's connection: a generation number, and whether one is attached.
+        self._connection = 0
+        self._attached = asyncio.Event()
+        self._detached_at = 0.0
+        self._released: asyncio.Event | None = None
+        self._resume_token: str | None = None
+        self._input_samples = 0
         # Stream accounting, in pipeline-rate samples.
         self._received_samples = 0
         self._done_samples = 0
@@ -143,20 +169,37 @@ class StreamSession:
 
     # -- lifecycle ---------------------------------------------------------
 
+    @property
+    def tenant(self) -> str:
+        return self._tenant
+
     async def run(self) -> None:
         await self._ws.accept()
+        self._attached.set()
         admitted = False
         reason = "error"
         failure: RasstError | None = None
         try:
-            start = await self._receive_start()
-            self._services.sessions.admit(self)
+            first = await self._receive_start()
+            if isinstance(first, SessionResume):
+                # This connection continues another session; it has none of its own.
+                await self._resume_other(first)
+                return
+            start = first
+            self._tenant = await self._authenticate(start.api_key)
+            self._check_rate(start.api_key)
+            self._services.sessions.admit(self, self._tenant)
             admitted = True
             self._metrics.sessions_active.inc()
             await self._open(start)
+            if self._settings.resume_grace_seconds > 0:
+                self._resume_token = self._services.sessions.issue_resume_token(self)
             await self._send_now(self._started_event(start))
             self._stream_task = asyncio.current_task()
             await self._stream()
+            if not self._attached.is_set() and not self._shutdown_requested:
+                # The input ended but the client left before the tail: give it the grace.
+                await self._await_client()
             reason = "shutdown" if self._shutdown_requested else "completed"
         except _ClientGone:
             reason = "disconnected"
@@ -191,7 +234,7 @@ class StreamSession:
         if self._stream_task is not None and not self._stream_task.done():
             self._stream_task.cancel()
 
-    async def _receive_start(self) -> SessionStart:
+    async def _receive_start(self) -> SessionStart | SessionResume:
         message = await self._receive()
         if message.get("bytes") is not None:
             raise RasstError(ErrorCode.NOT_STARTED, "audio before session.start")
@@ -199,25 +242,47 @@ class StreamSession:
         if text is None:
             raise RasstError(ErrorCode.BAD_MESSAGE, "empty message")
         parsed = parse_client_message(text)
-        if not isinstance(parsed, SessionStart):
-            raise RasstError(ErrorCode.NOT_STARTED, "the first message must be session.start")
+        if isinstance(parsed, SessionEnd):
+            raise RasstError(
+                ErrorCode.NOT_STARTED,
+                "the first message must be session.start (or session.resume)",
+            )
         if parsed.protocol_version != PROTOCOL_VERSION:
             raise RasstError(
                 ErrorCode.BAD_MESSAGE,
                 f"protocol version {parsed.protocol_version} is not supported; "
                 f"this server speaks {PROTOCOL_VERSION}",
             )
-        check_audio_format(parsed.audio)
+        if isinstance(parsed, SessionStart):
+            check_audio_format(parsed.audio)
         return parsed
+
+    async def _authenticate(self, api_key: str | None) -> str:
+        api_key = api_key or _api_key_from(self._ws)
+        if self._services.glossaries is not None:
+            return await self._services.glossaries.authenticate(api_key)
+        if self._settings.auth_enabled:
+            raise RasstError(ErrorCode.UNAUTHORIZED, "authentication is enabled but unavailable")
+        return self._tenant
+
+    def _check_rate(self, api_key: str | None) -> None:
+        client = self._ws.client
+        caller = caller_identity(
+            self._ws.headers,
+            api_key or self._ws.query_params.get("api_key"),
+            client.host if client else None,
+        )
+        wait = self._services.rate_limiter.acquire(caller)
+        if wait > 0:
+            raise RasstError(
+                ErrorCode.RATE_LIMITED,
+                f"too many session starts for this API key; retry in {wait:.0f} s",
+                detail={"retry_after_seconds": round(wait, 1)},
+            )
 
     async def _open(self, start: SessionStart) -> None:
         self._start = start
         services = self._services
-        api_key = start.api_key or _api_key_from(self._ws)
-        if services.glossaries is not None:
-            self._tenant = await services.glossaries.authenticate(api_key)
-        elif self._settings.auth_enabled:
-            raise RasstError(ErrorCode.UNAUTHORIZED, "authentication is enabled but unavailable")
         if start.glossary_ids:
             if services.glossaries is None:
                 raise RasstError(ErrorCode.GLOSSARY_NOT_FOUND, "no glossary store is configured")
@@ -269,7 +334,9 @@ class StreamSession:
                 max_frame_bytes=s.max_frame_bytes,
                 idle_timeout_seconds=s.idle_timeout_seconds,
                 max_session_seconds=s.max_session_seconds,
+                resume_grace_seconds=s.resume_grace_seconds if self._resume_token else 0.0,
             ),
+            resume_token=self._resume_token,
         )
 
     async def _stream(self) -> None:
@@ -313,7 +380,13 @@ class StreamSession:
     async def _receive_audio(self) -> None:
         try:
             while not self._input_closed:
-                message = await self._receive()
+                connection = self._connection
+                try:
+                    message = await self._receive()
+                except _ClientGone:
+                    self._lost(connection)
+                    await self._await_client()
+                    continue
                 data = message.get("bytes")
                 if data is not None:
                     self._take_audio(data)
@@ -329,6 +402,7 @@ class StreamSession:
         now = time.monotonic()
         pcm = decode_frame(data, self._settings.max_frame_bytes)
         self._pace.admit(len(pcm), now)
+        self._input_samples += len(pcm)
         if self._pace.received_seconds > self._settings.max_session_seconds:
             raise RasstError(
                 ErrorCode.SESSION_TOO_LONG,
@@ -491,7 +565,7 @@ class StreamSession:
             for done in group:
                 self._chunk_done(done)
         summary = self._summary("shutdown" if self._shutdown_requested else "completed")
-        await self._outbound.put((self._publish(summary), True))
+        await self._outbound.put((*self._publish(summary), True))
         await self._outbound.put(None)
         if self._watch_task is not None:
             self._watch_task.cancel()
@@ -601,21 +675,22 @@ class StreamSession:
     # -- sender ------------------------------------------------------------
 
     def _emit(self, event: BaseModel) -> None:
-        text = self._publish(event)
+        seq, text = self._publish(event)
         try:
-            self._outbound.put_nowait((text, isinstance(event, SessionSummary)))
+            self._outbound.put_nowait((seq, text, isinstance(event, SessionSummary)))
         except asyncio.QueueFull:
             raise RasstError(
                 ErrorCode.CLIENT_TOO_SLOW,
                 f"the client is not reading events ({self._outbound.qsize()} queued)",
             ) from None
 
-    def _publish(self, event: BaseModel) -> str:
-        """Serialise an event once, for the speaker and for the session's viewers."""
-        text = event.model_dump_json()
+    def _publish(self, event: BaseModel) -> tuple[int, str]:
+        """Number and serialise an event once, for the speaker and the session's viewers."""
+        self._seq += 1
+        text = event.model_copy(update={"seq": self._seq}).model_dump_json()
         if self._feed is not None:
             self._feed.publish(text)
-        return text
+        return self._seq, text
 
     def _warn(self, warning: StageWarning) -> None:
         self._counts["warnings"] += 1
@@ -632,10 +707,115 @@ class StreamSession:
 
     async def _send_events(self) -> None:
         while (item := await self._outbound.get()) is not None:
-            await self._send_text(item[0])
+            await self._deliver(item[0], item[1])
 
     async def _send_now(self, event: BaseModel) -> None:
-        await self._send_text(self._publish(event))
+        await self._deliver(*self._publish(event))
+
+    async def _deliver(self, seq: int, text: str) -> None:
+        """Send one numbered event, or only keep it for a resume while detached."""
+        async with self._send_lock:
+            self._sent.append((seq, text))
+            self._sent_seq = seq
+            if not self._attached.is_set():
+                return
+            connection = self._connection
+            try:
+                await self._send_text(text)
+            except _ClientGone:
+                self._lost(connection)
+                if not self._resumable:
+                    raise
+
+    # -- dropped connections and resume -----------------------------------
+
+    @property
+    def _resumable(self) -> bool:
+        return self._resume_token is not None and not self._closed
+
+    def _lost(self, connection: int) -> None:
+        """Connection ``connection`` is gone; detach unless a newer one took over."""
+        if connection != self._connection or not self._attached.is_set():
+            return
+        self._attached.clear()
+        self._detached_at = time.monotonic()
+        if self._released is not None:
+            self._released.set()
+        if self._resumable:
+            log.info(
+                "speaker connection lost; waiting %.0f s for session.resume",
+                self._settings.resume_grace_seconds,
+                extra={"session_id": self.session_id},
+            )
+
+    async def _await_client(self) -> None:
+        """Wait for a resumed connection, at most the grace left; else the client is gone."""
+        if not self._resumable:
+            raise _ClientGone()
+        left = self._settings.resume_grace_seconds - (time.monotonic() - self._detached_at)
+        try:
+            async with asyncio.timeout(max(0.0, left)):
+                await self._attached.wait()
+        except TimeoutError:
+            self._metrics.disconnects.labels(outcome="expired").inc()
+            raise _ClientGone() from None
+
+    async def attach(self, websocket: WebSocket, last_seq: int) -> asyncio.Event:
+        """Continue this session on ``websocket``: replay after ``last_seq``, then go live.
+
+        Returns an event set when this connection is finished with (closed by the
+        session, or lost again); its handler must stay alive until then.
+        """
+        async with self._send_lock:
+            if not self._resumable:
+                raise RasstError(ErrorCode.RESUME_FAILED, "the session has ended")
+            previous = self._ws if self._attached.is_set() else None
+            self._connection += 1
+            self._ws = websocket
+            self._attached.clear()
+            self._detached_at = time.monotonic()
+            if previous is not None:
+                # A half-open old connection loses to the new one.
+                await _close_quietly(previous, 1000, "resumed on another connection")
+                if self._released is not None:
+                    self._released.set()
+            replay = [(seq, text) for seq, text in self._sent if seq > last_seq]
+            oldest_kept = self._sent[0][0] if self._sent else self._sent_seq + 1
+            missed = max(0, min(oldest_kept - 1, self._sent_seq) - last_seq)
+            resumed = SessionResumed(
+                session_id=self.session_id,
+                replayed=len(replay),
+                missed=missed,
+                audio_received_samples=self._input_samples,
+                audio_received_seconds=round(self._input_samples / self._start_rate, 3),
+            )
+            # Not numbered: it belongs to this connection, not to the session's stream.
+            await self._send_text(resumed.model_dump_json())
+            for _, text in replay:
+                await self._send_text(text)
+            self._released = asyncio.Event()
+            self._attached.set()
+        self._metrics.disconnects.labels(outcome="resumed").inc()
+        log.info(
+            "session resumed: %d event(s) replayed, %d missed",
+            len(replay),
+            missed,
+            extra={"session_id": self.session_id},
+        )
+        return self._released
+
+    async def _resume_other(self, message: SessionResume) -> None:
+        target = self._services.sessions.resumable(message.resume_token)
+        tenant = await self._authenticate(message.api_key)
+        # A foreign tenant's token reads exactly like an expired one.
+        if target is None or (self._settings.auth_enabled and tenant != target.tenant):
+            raise RasstError(
+                ErrorCode.RESUME_FAILED,
+                "unknown or expired resume token; start a new session",
+            )
+        self.session_id = target.session_id
+        released = await target.attach(self._ws, message.last_seq)
+        await released.wait()
 
     async def _send_text(self, text: str) -> None:
         try:
@@ -662,8 +842,8 @@ class StreamSession:
             if failure.code != ErrorCode.CLIENT_TOO_SLOW:
                 while not self._outbound.empty():
                     item = self._outbound.get_nowait()
-                    if item is not None and not item[1]:
-                        await self._send_text(item[0])
+                    if item is not None and not item[2]:
+                        await self._deliver(item[0], item[1])
             await self._send_now(
                 Error(code=failure.code, message=failure.message, fatal=True, detail=failure.detail)
             )
@@ -676,11 +856,9 @@ class StreamSession:
         if self._closed:
             return
         self._closed = True
-        try:
-            async with asyncio.timeout(_SEND_TIMEOUT):
-                await self._ws.close(code=code, reason=reason[:120])
-        except Exception:
-            pass
+        await _close_quietly(self._ws, code, reason)
+        if self._released is not None:
+            self._released.set()
 
 
 def _primary_failure(failures: BaseExceptionGroup) -> BaseException:
@@ -698,6 +876,14 @@ def _primary_failure(failures: BaseExceptionGroup) -> BaseException:
             if isinstance(exc, kind):
                 return exc
     return flat[0]
+
+
+async def _close_quietly(ws: WebSocket, code: int, reason: str) -> None:
+    try:
+        async with asyncio.timeout(_SEND_TIMEOUT):
+            await ws.close(code=code, reason=reason[:120])
+    except Exception:
+        pass
 
 
 def _api_key_from(ws: WebSocket) -> str | None:

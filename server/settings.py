@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     # Bootstrap admin key (create tenants and keys); never logged.
     admin_key: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
+    # With auth enabled, /metrics needs this key (or the admin key) as a bearer token.
+    metrics_key: str | None = None
+    # Per API key (per client address without one): REST requests and session
+    # starts, as a token bucket. 0 turns the limit off.
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    rate_limit_burst: int = Field(default=60, ge=1)
+    # Concurrent sessions one tenant may hold; 0: only max_sessions applies.
+    max_sessions_per_tenant: int = Field(default=0, ge=0)
+    # Largest HTTP request body (uploads included), checked while it streams in.
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
 
     # Streaming limits (per session unless stated).
     max_sessions: int = Field(default=64, ge=1)
@@ -51,6 +61,9 @@ class Settings(BaseSettings):
     max_backlog_seconds: float = Field(default=120.0, gt=0)
     max_outbound_events: int = Field(default=2000, ge=16)
     lag_warning_seconds: float = Field(default=5.0, gt=0)
+    # A client that drops may resume its session (same history, glossaries and
+    # output) within this many seconds; 0 ends a session at its first disconnect.
+    resume_grace_seconds: float = Field(default=30.0, ge=0)
 
     # Speech front end (VAD + pocketsphinx captions), in worker processes.
     captions: bool = True

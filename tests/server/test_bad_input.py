@@ -20,9 +20,10 @@ SPEECH = read_wav(TWO_CITIES)[1]
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """Default limits (2x pace), a short idle timeout so the test does not wait 30 s."""
+    """Default limits (2x pace); short idle timeout and resume grace so tests do not wait 30 s."""
     server = start_server(
-        tmp_path_factory.mktemp("strict"), env={"RASST_IDLE_TIMEOUT_SECONDS": "2"}
+        tmp_path_factory.mktemp("strict"),
+        env={"RASST_IDLE_TIMEOUT_SECONDS": "2", "RASST_RESUME_GRACE_SECONDS": "2"},
     )
     yield server
     server.stop()
@@ -127,14 +128,19 @@ async def _sessions_open(server: LiveServer) -> int:
         return int((await http.get(f"{server.http_url}/readyz")).json()["sessions"])
 
 
-async def test_abrupt_disconnect_mid_chunk_frees_the_session(strict: LiveServer) -> None:
+async def test_abrupt_disconnect_mid_chunk_frees_the_session_after_the_resume_grace(
+    strict: LiveServer,
+) -> None:
     ws = await connect(strict.ws_url)
     await ws.send(start_message(lm=4))
     await ws.recv()
     await ws.send(SPEECH[: 16000 * 2 + 123 * 2].tobytes())  # mid-chunk
     # Drop the TCP connection without a close handshake.
     ws.transport.abort()
-    for _ in range(50):
+    # Resumable for 2 s, then gone.
+    await asyncio.sleep(0.5)
+    assert await _sessions_open(strict) == 1
+    for _ in range(80):
         if await _sessions_open(strict) == 0:
             break
         await asyncio.sleep(0.1)
@@ -142,6 +148,7 @@ async def test_abrupt_disconnect_mid_chunk_frees_the_session(strict: LiveServer)
     async with httpx.AsyncClient(timeout=5) as http:
         metrics = (await http.get(f"{strict.http_url}/metrics")).text
     assert 'rasst_sessions_total{reason="disconnected"}' in metrics
+    assert 'rasst_session_disconnects_total{outcome="expired"} 1.0' in metrics
     # The server is unharmed: a new session completes.
     transcript = await exchange(strict.ws_url, start_message(lm=1), SPEECH[:16000].tobytes(), END)
     assert transcript.events[-1]["reason"] == "completed"

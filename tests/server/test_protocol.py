@@ -66,6 +66,7 @@ def test_every_server_event_type_is_in_the_union() -> None:
         "glossary.updated",
         "error",
         "session.summary",
+        "session.resumed",
     }
 
 
