@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged as a field.
@@ -29,8 +30,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Secrets that can reach a log line through a URL or a header echo: API keys in
+# query strings (browsers cannot set WebSocket headers), bearer tokens, and the
+# capability tokens of viewer links.
+_SECRETS = (
+    (re.compile(r"((?:api_key|token|resume_token)=)[^&\s\"']+", re.IGNORECASE), r"\1***"),
+    (re.compile(r"(Bearer\s+)[^\s\"',]+", re.IGNORECASE), r"\1***"),
+    (re.compile(r"(/view/)[A-Za-z0-9_\-]{8,}"), r"\1***"),
+)
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingHandler(logging.StreamHandler):
+    """Masks secrets in every formatted line, whoever logged it (uvicorn, tracebacks too)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def configure_logging(level: str = "info", *, json_logs: bool = False) -> None:
-    handler = logging.StreamHandler()
+    handler = RedactingHandler()
     if json_logs:
         handler.setFormatter(JsonFormatter())
     else:
