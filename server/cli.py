@@ -181,6 +181,11 @@ class _EventPrinter:
             self._stdout.print(
                 f"[{event['start']:7.2f}] [green]{event['lang']}:[/green] {event['text']}"
             )
+        elif kind == "session.resumed":
+            self._out.print(
+                f"[yellow]connection lost; resumed at {event['audio_received_seconds']} s "
+                f"({event['replayed']} events replayed)[/yellow]"
+            )
         elif kind in {"warning", "error"}:
             self._out.print(f"[yellow]{kind} {event['code']}:[/yellow] {event['message']}")
         elif kind == "session.summary":

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from server.protocol import SERVER_EVENT_ADAPTER, SUPPORTED_SAMPLE_RATES
 
@@ -94,6 +95,14 @@ class RasstStream:
             await self._ws.close()
 
     @property
+    def open_timeout(self) -> float:
+        return self._open_timeout
+
+    def replace_connection(self, ws: ClientConnection) -> None:
+        """Continue on a resumed connection (the old one is gone)."""
+        self._ws = ws
+
+    @property
     def ws(self) -> ClientConnection:
         assert self._ws is not None, "use RasstStream as an async context manager"
         return self._ws
@@ -137,18 +146,60 @@ async def send_paced(
     *,
     speed: float = 1.0,
     frame_seconds: float = 0.1,
+    offset: int = 0,
+    clock_start: float | None = None,
 ) -> None:
-    """Send audio in frames at ``speed`` × real time, then ``session.end``."""
+    """Send audio from ``offset`` in frames at ``speed`` × real time, then ``session.end``.
+
+    Pacing follows each frame's position in the stream from ``clock_start``, so after
+    a resume the audio the server missed goes out at once and the rest on time.
+    """
     frame = max(1, int(sample_rate * frame_seconds))
-    started = time.monotonic()
-    for sent, offset in enumerate(range(0, len(samples), frame)):
-        await stream.send_audio(samples[offset : offset + frame].tobytes())
+    started = time.monotonic() if clock_start is None else clock_start
+    for position in range(offset, len(samples), frame):
+        await stream.send_audio(samples[position : position + frame].tobytes())
         if speed > 0:
-            due = started + (sent + 1) * frame_seconds / speed
+            due = started + (position + frame) / sample_rate / speed
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
     await stream.end()
+
+
+class _Resumed(Exception):
+    def __init__(self, event: dict[str, Any]) -> None:
+        super().__init__("resumed")
+        self.event = event
+
+
+async def _resume(
+    url: str, options: StreamOptions, token: str, last_seq: int, grace: float, open_timeout: float
+) -> tuple[ClientConnection, dict[str, Any]]:
+    """A new connection that continues the session; retried until the grace runs out."""
+    deadline = time.monotonic() + grace
+    headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else None
+    message: dict[str, Any] = {
+        "type": "session.resume",
+        "resume_token": token,
+        "last_seq": last_seq,
+    }
+    while True:
+        try:
+            ws = await connect(
+                url, additional_headers=headers, open_timeout=open_timeout, max_size=2**22
+            )
+            await ws.send(json.dumps(message))
+            async with asyncio.timeout(open_timeout):
+                first = json.loads(await ws.recv())
+        except (OSError, TimeoutError, ConnectionClosed):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+            continue
+        if first.get("type") != "session.resumed":
+            await ws.close()
+            raise StreamError(first)
+        return ws, first
 
 
 async def stream_wav(
@@ -158,20 +209,60 @@ async def stream_wav(
     *,
     speed: float = 1.0,
     frame_seconds: float = 0.1,
+    resume: bool = True,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Stream a WAV file and yield every event, ``session.started`` first, until the close."""
+    """Stream a WAV file and yield every event, ``session.started`` first, until the close.
+
+    With ``resume`` (and a server that offers it), a dropped connection is resumed:
+    ``session.resumed`` is yielded, audio the server missed is sent again, and
+    replayed events already yielded are skipped, so the caller sees each event once.
+    """
     rate, samples = read_wav(path)
     options = StreamOptions(**{**options.__dict__, "sample_rate": rate})
     async with RasstStream(url, options) as stream:
-        assert stream.started is not None
-        yield stream.started
-        sender = asyncio.create_task(
-            send_paced(stream, samples, rate, speed=speed, frame_seconds=frame_seconds)
-        )
-        try:
-            async for event in stream.events():
-                yield event
-        finally:
-            if not sender.done():
-                sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+        started = stream.started
+        assert started is not None
+        yield started
+        token = started.get("resume_token") if resume else None
+        grace = float(started["limits"].get("resume_grace_seconds", 0))
+        last_seq = int(started.get("seq", 0))
+        clock_start = time.monotonic()
+        offset, input_ended = 0, False
+        while True:
+            sender = (
+                None
+                if input_ended
+                else asyncio.create_task(
+                    send_paced(
+                        stream,
+                        samples,
+                        rate,
+                        speed=speed,
+                        frame_seconds=frame_seconds,
+                        offset=offset,
+                        clock_start=clock_start,
+                    )
+                )
+            )
+            try:
+                async for event in stream.events():
+                    seq = int(event.get("seq", 0))
+                    if seq and seq <= last_seq:
+                        continue  # replayed, already yielded
+                    last_seq = max(last_seq, seq)
+                    yield event
+                return
+            except ConnectionClosed:
+                # A close frame from the server is its decision; only a lost link resumes.
+                if token is None or stream.ws.protocol.close_rcvd is not None:
+                    raise
+            finally:
+                if sender is not None and not sender.done():
+                    sender.cancel()
+                if sender is not None:
+                    await asyncio.gather(sender, return_exceptions=True)
+            ws, resumed = await _resume(url, options, token, last_seq, grace, stream.open_timeout)
+            stream.replace_connection(ws)
+            offset = int(resumed["audio_received_samples"])
+            input_ended = bool(resumed["input_ended"])
+            yield resumed

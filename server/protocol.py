@@ -254,6 +254,9 @@ class SessionResumed(_Event):
         "send the rest of the stream from this offset."
     )
     audio_received_seconds: float
+    input_ended: bool = Field(
+        description="The server has the stream's session.end: send no more audio."
+    )
 
 
 class Warning_(_Event):

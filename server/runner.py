@@ -44,6 +44,9 @@ def run(settings: Settings) -> None:
         log_level=settings.log_level,
         log_config=None,
         ws_max_size=4 * 1024 * 1024,
+        # Raw PCM barely compresses, and deflating every 100 ms frame costs both ends
+        # CPU (a third of a client's time in the soak); events are small anyway.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=5,
     )
     GracefulServer(config, app, settings.shutdown_grace_seconds).run()

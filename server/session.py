@@ -788,6 +788,7 @@ class StreamSession:
                 missed=missed,
                 audio_received_samples=self._input_samples,
                 audio_received_seconds=round(self._input_samples / self._start_rate, 3),
+                input_ended=self._input_closed,
             )
             # Not numbered: it belongs to this connection, not to the session's stream.
             await self._send_text(resumed.model_dump_json())

@@ -30,6 +30,8 @@ GRACE = 4.0
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = start_server(
         tmp_path_factory.mktemp("resume"),
+        "--max-pace",
+        "8",
         env={"RASST_RESUME_GRACE_SECONDS": str(GRACE), "RASST_RETRIEVAL_BIASED_LM": "false"},
     )
     yield server
@@ -191,3 +193,29 @@ async def test_resume_mid_stream_is_reported_not_fatal(gateway: LiveServer) -> N
         transcript = await read_all(ws, Transcript(), within=30)
     assert transcript.error_codes() == ["already_started"]
     assert transcript.events[-1]["reason"] == "completed"
+
+
+async def test_python_client_resumes_through_a_cut_link(gateway: LiveServer) -> None:
+    """``stream_wav`` (the CLI's client) rides out two network cuts and loses nothing."""
+    from server.client import StreamOptions, stream_wav
+    from tests.support.tcp_proxy import TcpProxy
+
+    with TcpProxy(gateway.port) as proxy:
+        url = f"ws://127.0.0.1:{proxy.port}/v1/stream"
+        events: list[dict[str, Any]] = []
+        cuts = 0
+        async for event in stream_wav(url, TWO_CITIES, StreamOptions(lm=1), speed=4.0):
+            events.append(event)
+            done = sum(1 for e in events if e["type"] == "chunk.done")
+            if cuts < 2 and done >= 4 * (cuts + 1):
+                assert proxy.cut() >= 1
+                cuts += 1
+    assert cuts == 2
+    assert [e["type"] for e in events].count("session.resumed") == 2
+    numbered = [e for e in events if e["seq"] > 0]
+    assert [e["seq"] for e in numbered] == list(range(1, len(numbered) + 1))
+    summary = events[-1]
+    assert summary["type"] == "session.summary" and summary["reason"] == "completed"
+    assert summary["audio_seconds"] == pytest.approx(len(SPEECH) / RATE, abs=1e-3)
+    done = [e["chunk"] for e in events if e["type"] == "chunk.done"]
+    assert done == list(range(len(done)))
