@@ -20,11 +20,25 @@ import sys
 import tempfile
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from server.client import read_wav  # noqa: E402
 from tests.support.live_server import TWO_CITIES, start_server  # noqa: E402
 from tests.support.soak import soak  # noqa: E402
+
+
+def upload(base_url: str, path: Path) -> str:
+    with path.open("rb") as handle:
+        response = httpx.post(
+            f"{base_url}/v1/glossaries",
+            files={"file": (path.name, handle)},
+            data={"name": "soak"},
+            timeout=120,
+        )
+    response.raise_for_status()
+    return str(response.json()["id"])
 
 
 async def main() -> None:
@@ -35,6 +49,9 @@ async def main() -> None:
     parser.add_argument(
         "--env", action="append", default=[], help="KEY=VALUE for the server (repeatable)"
     )
+    parser.add_argument(
+        "--glossary", type=Path, help="upload this glossary and use it in every session"
+    )
     parser.add_argument("--out", type=Path, help="write the report as JSON here")
     args = parser.parse_args()
 
@@ -44,6 +61,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_server(Path(tmp), env=env)
         try:
+            glossary_ids: tuple[str, ...] = ()
+            if args.glossary:
+                glossary_ids = (await asyncio.to_thread(upload, server.http_url, args.glossary),)
             report = await soak(
                 server.ws_url,
                 speech,
@@ -51,6 +71,7 @@ async def main() -> None:
                 seconds=args.minutes * 60,
                 lm=args.lm,
                 server_pid=server.process.pid,
+                glossary_ids=glossary_ids,
             )
         finally:
             server.stop()
@@ -58,6 +79,7 @@ async def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "server_env": env,
         "lm": args.lm,
+        "glossary": str(args.glossary) if args.glossary else None,
         **report.as_dict(),
     }
     print(json.dumps(result, indent=2))

@@ -10,22 +10,27 @@ get a singular variant (a third of the misses in the prototype were
 singular/plural mismatches).
 
 Everything heavy is lazy and cached per process: the dictionary loads on the
-first lookup (~0.5 s), the letter-to-sound model trains on the first
-out-of-vocabulary word (a few seconds). Both are read-only afterwards and safe
-to share between threads.
+first lookup (~0.5 s), the letter-to-sound model on the first
+out-of-vocabulary word. Training that model takes ~15 s of pure Python, so the
+trained table is also cached on disk (``letter_to_sound_cache_path``) and every
+later process loads it in a fraction of a second. Both are read-only afterwards
+and safe to share between threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import itertools
+import json
 import math
 import os
 import random
 import re
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 Phones = tuple[str, ...]
@@ -167,6 +172,32 @@ class LetterToSound:
         table = {key: counter.most_common(1)[0][0] for key, counter in ctx_counts.items()}
         return cls(table)
 
+    def save(self, path: Path) -> None:
+        """Write the table atomically (readers never see half a file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [
+            [left, right, context, list(phones)]
+            for (left, right, context), phones in self._table.items()
+        ]
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"version": _L2S_VERSION, "table": rows}), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> LetterToSound | None:
+        """The cached model, or None when the file is missing, stale or damaged."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") != _L2S_VERSION:
+                return None
+            table = {
+                (int(left), int(right), str(context)): tuple(str(p) for p in phones)
+                for left, right, context, phones in data["table"]
+            }
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return cls(table) if table else None
+
     def predict(self, word: str) -> Phones:
         word = "".join(c for c in word.lower() if c.isalpha())
         padded = f"##{word}##"
@@ -237,17 +268,59 @@ class LetterToSound:
         return chunks
 
 
+_L2S_VERSION = 1
 _l2s_lock = threading.Lock()
 _l2s: LetterToSound | None = None
+# Set by a process that trains the model in a helper process: waits for it to finish.
+_l2s_pending: Callable[[], None] | None = None
+
+
+def cache_dir() -> Path:
+    """``RASST_CACHE_DIR``, else ``$XDG_CACHE_HOME/rasst``, else ``~/.cache/rasst``."""
+    configured = os.environ.get("RASST_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rasst"
+
+
+def letter_to_sound_cache_path() -> Path:
+    """Where the trained model is cached: named after the dictionary it was trained on."""
+    digest = hashlib.sha256(dictionary_path().read_bytes()).hexdigest()[:16]
+    return cache_dir() / f"letter-to-sound-v{_L2S_VERSION}-{digest}.json"
+
+
+def set_letter_to_sound_pending(wait: Callable[[], None] | None) -> None:
+    """Register how to wait for a helper process that is training the model right now."""
+    global _l2s_pending
+    _l2s_pending = wait
 
 
 def letter_to_sound() -> LetterToSound:
-    """The process-wide letter-to-sound model, trained on first use."""
+    """The process-wide letter-to-sound model: from the disk cache, else trained (and cached)."""
     global _l2s
     with _l2s_lock:
-        if _l2s is None:
-            _l2s = LetterToSound.train(cmu_dictionary())
+        if _l2s is not None:
+            return _l2s
+        path = letter_to_sound_cache_path()
+        model = LetterToSound.load(path)
+        if model is None and _l2s_pending is not None:
+            _l2s_pending()  # cheaper than training a second copy under our GIL
+            model = LetterToSound.load(path)
+        if model is None:
+            model = LetterToSound.train(cmu_dictionary())
+            # A read-only cache only costs the next process the training again.
+            with contextlib.suppress(OSError):
+                model.save(path)
+        _l2s = model
         return _l2s
+
+
+def letter_to_sound_cached() -> bool:
+    try:
+        return letter_to_sound_cache_path().is_file()
+    except OSError:
+        return False
 
 
 def _t2p(word: str) -> Phones | None:

@@ -69,6 +69,44 @@ def _build_lm_in_process(
     return build_biased_lm(base, snapshots, cache_dir / "biased", params)
 
 
+def _train_letter_to_sound() -> None:
+    """Runs in a helper process: train the letter-to-sound model and write its disk cache."""
+    from retriever import pronounce
+
+    pronounce.letter_to_sound()
+
+
+def prefetch_letter_to_sound(pool: ProcessPoolExecutor) -> None:
+    """Train letter-to-sound in ``pool``'s process unless it is cached on disk.
+
+    Training is ~15 s of pure Python: in the gateway it would hold the GIL that
+    every live session needs. This process waits for the helper instead of
+    training a second copy when it needs the model first.
+    """
+    from retriever import pronounce
+
+    if pronounce.letter_to_sound_cached():
+        return
+    future = pool.submit(_train_letter_to_sound)
+
+    def wait() -> None:
+        try:
+            future.result(timeout=600)
+        except Exception as exc:  # the caller then trains in process: slower, still correct
+            log.warning("letter-to-sound helper failed: %r", exc)
+
+    pronounce.set_letter_to_sound_pending(wait)
+
+
+def _single_process_pool() -> ProcessPoolExecutor:
+    """One spawned helper process that exits with the gateway, whatever kills it."""
+    import multiprocessing
+
+    return ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+    )
+
+
 class LanguageModelBuilder:
     """Builds glossary-biased LMs in one background process, cached on disk by glossary versions.
 
@@ -83,15 +121,9 @@ class LanguageModelBuilder:
         self._executor: ProcessPoolExecutor | None = None
         self._builds: dict[str, asyncio.Future[LanguageModelSpec]] = {}
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            import multiprocessing
-
-            self._executor = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=exit_with_parent,
-            )
+            self._executor = _single_process_pool()
         return self._executor
 
     async def build(self, snapshots: Sequence[GlossarySnapshot]) -> LanguageModelSpec:
@@ -103,7 +135,7 @@ class LanguageModelBuilder:
             loop = asyncio.get_running_loop()
             future = asyncio.ensure_future(
                 loop.run_in_executor(
-                    self._pool(),
+                    self.pool(),
                     _build_lm_in_process,
                     self._cache_dir,
                     tuple(snapshots),
@@ -190,9 +222,16 @@ class EmbeddedRetrieverService:
         self._builder = (
             LanguageModelBuilder(params.cache_dir / "lm", params.bias) if params.biased_lm else None
         )
+        # Letter-to-sound (for out-of-vocabulary terms) trains in the LM builder's
+        # process, queued before any LM build that needs it, or in a one-off helper.
+        self._helper: ProcessPoolExecutor | None = None
+        if self._builder is not None:
+            prefetch_letter_to_sound(self._builder.pool())
+        else:
+            self._helper = _single_process_pool()
+            prefetch_letter_to_sound(self._helper)
         # The pronunciation dictionary loads in the background (~2 s), so no session
-        # waits for it. Letter-to-sound (~15 s of GIL-holding training) is left until
-        # an out-of-vocabulary term needs it (in the index build thread).
+        # waits for it.
         threading.Thread(
             target=warm_up, args=(False,), name="retrieval-warm-up", daemon=True
         ).start()
@@ -200,6 +239,8 @@ class EmbeddedRetrieverService:
     async def aclose(self) -> None:
         if self._builder is not None:
             self._builder.close()
+        if self._helper is not None:
+            self._helper.shutdown(wait=False, cancel_futures=True)
         # Waits for a running index build: off the event loop.
         await asyncio.to_thread(self.indexes.close)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from retriever.pronounce import (
@@ -99,3 +101,39 @@ def test_tokens_and_numbers() -> None:
 
 def test_letter_names_cover_the_alphabet() -> None:
     assert sorted(LETTER_NAMES) == [chr(c) for c in range(ord("a"), ord("z") + 1)]
+
+
+def test_letter_to_sound_cache_round_trips_and_rejects_damage(tmp_path: Path) -> None:
+    from retriever import pronounce
+
+    model = pronounce.LetterToSound(
+        {(0, 0, "a"): ("AE",), (0, 0, "b"): ("B",), (1, 1, "bab"): ("EY",)}
+    )
+    path = tmp_path / "l2s.json"
+    model.save(path)
+    loaded = pronounce.LetterToSound.load(path)
+    assert loaded is not None
+    assert loaded.predict("bab") == model.predict("bab") == ("B", "EY", "B")
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left behind
+    for damage in ("{not json", '{"version": 999, "table": []}', '{"version": 1}', ""):
+        path.write_text(damage)
+        assert pronounce.LetterToSound.load(path) is None
+    assert pronounce.LetterToSound.load(tmp_path / "missing.json") is None
+
+
+def test_letter_to_sound_loads_from_the_disk_cache_instead_of_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retriever import pronounce
+
+    monkeypatch.setenv("RASST_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pronounce, "_l2s", None)
+    cached = pronounce.LetterToSound({(0, 0, "q"): ("K", "W")})
+    cached.save(pronounce.letter_to_sound_cache_path())
+    assert pronounce.letter_to_sound_cached()
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained although a cache exists")
+
+    monkeypatch.setattr(pronounce.LetterToSound, "train", no_training)
+    assert pronounce.letter_to_sound().predict("qq") == ("K", "W", "K", "W")

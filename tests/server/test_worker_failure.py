@@ -78,10 +78,16 @@ def _descendants(root: int) -> set[int]:
 
 
 async def test_no_process_outlives_a_killed_gateway(tmp_path: Path) -> None:
-    """Speech workers and the biased-LM builder exit when the gateway dies by SIGKILL."""
+    """Speech workers and the biased-LM builder exit when the gateway dies by SIGKILL.
+
+    An empty cache directory makes the builder process train letter-to-sound too,
+    so the kill lands while it is busy.
+    """
     import httpx
 
-    server = start_server(tmp_path, "--workers", "1")
+    server = start_server(
+        tmp_path, "--workers", "1", env={"RASST_CACHE_DIR": str(tmp_path / "cache")}
+    )
     try:
         async with httpx.AsyncClient(timeout=30) as http:
             upload = await http.post(

@@ -106,12 +106,19 @@ def process_tree_rss_mib(pid: int) -> float:
 
 
 async def _speaker(
-    url: str, speech: np.ndarray, seconds: float, lm: int, delay: float, result: SessionResult
+    url: str,
+    speech: np.ndarray,
+    seconds: float,
+    lm: int,
+    delay: float,
+    result: SessionResult,
+    glossary_ids: tuple[str, ...],
 ) -> None:
     await asyncio.sleep(delay)
     total = int(seconds * RATE)
     async with connect(url, max_size=2**22, open_timeout=60) as ws:
-        await ws.send(json.dumps({"type": "session.start", "lm": lm, "client": "soak"}))
+        start = {"type": "session.start", "lm": lm, "client": "soak", "glossary_ids": glossary_ids}
+        await ws.send(json.dumps(start))
 
         async def read() -> None:
             async for message in ws:
@@ -142,6 +149,7 @@ async def soak(
     lm: int = 2,
     server_pid: int | None = None,
     sample_every: float = 10.0,
+    glossary_ids: tuple[str, ...] = (),
 ) -> SoakReport:
     rng = random.Random(sessions)
     results = [SessionResult() for _ in range(sessions)]
@@ -158,7 +166,7 @@ async def soak(
         await asyncio.gather(
             *(
                 # Starts spread over one chunk so chunk boundaries do not align.
-                _speaker(url, speech, seconds, lm, rng.uniform(0, 0.96 * lm), result)
+                _speaker(url, speech, seconds, lm, rng.uniform(0, 0.96 * lm), result, glossary_ids)
                 for result in results
             )
         )
