@@ -6,6 +6,8 @@ import { el, TermBook, LinePanel, pageUrl, languageName } from "./captions.js";
 const RATE = 16000;
 const FRAME_SECONDS = 0.1;
 const KEY_STORAGE = "rasst.apiKey";
+// Audio kept for a resume after a dropped connection: what the server may have missed.
+const AUDIO_LOG_SECONDS = 120;
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -18,6 +20,11 @@ const state = {
   terms: new TermBook(),
   captions: null,
   translations: new Map(), // lang -> LinePanel
+  lastSeq: 0, // seq of the last event received (for session.resume)
+  fatal: false, // a fatal error arrived: the close is the server's decision
+  resuming: null, // { deadline } while reconnecting a dropped connection
+  resumes: 0,
+  audioLog: { start: 0, total: 0, frames: [] }, // recent audio, by absolute sample offset
 };
 
 // -- settings -----------------------------------------------------------------
@@ -70,10 +77,10 @@ function setStatus(name) {
   const status = $("status");
   status.dataset.state = name;
   status.textContent = name;
-  const busy = name === "connecting" || name === "live" || name === "finishing";
+  const busy = name === "connecting" || name === "live" || name === "finishing" || name === "reconnecting";
   $("start-mic").disabled = busy;
   $("stream-file").disabled = busy;
-  $("stop").disabled = !(name === "connecting" || name === "live");
+  $("stop").disabled = !(name === "connecting" || name === "live" || name === "reconnecting");
 }
 
 // -- glossary upload ------------------------------------------------------------
@@ -124,6 +131,11 @@ function resetView() {
   state.summary = null;
   state.sending = false;
   state.ending = false;
+  state.lastSeq = 0;
+  state.fatal = false;
+  state.resuming = null;
+  state.resumes = 0;
+  state.audioLog = { start: 0, total: 0, frames: [] };
   state.terms = new TermBook();
   $("captions").replaceChildren();
   state.captions = new LinePanel($("captions"));
@@ -140,8 +152,7 @@ function openSession() {
   resetView();
   setStatus("connecting");
   const ws = new WebSocket(pageUrl("v1/stream", { websocket: true }));
-  ws.binaryType = "arraybuffer";
-  state.ws = ws;
+  wire(ws);
   ws.onopen = () => {
     const start = {
       type: "session.start",
@@ -155,24 +166,100 @@ function openSession() {
     if (apiKey()) start.api_key = apiKey();
     ws.send(JSON.stringify(start));
   };
-  ws.onmessage = (message) => {
-    if (typeof message.data !== "string") return;
-    handleEvent(JSON.parse(message.data));
-  };
-  ws.onclose = (close) => {
-    state.sending = false;
-    stopCapture();
-    if (!state.summary && close.code !== 1000) {
-      showBanner("error", `closed_${close.code}`, close.reason || "the connection to the server was lost");
-    }
-    if (state.ws === ws) state.ws = null;
-    setStatus(state.summary ? "ended" : "disconnected");
-  };
   return ws;
 }
 
+function wire(ws) {
+  ws.binaryType = "arraybuffer";
+  state.ws = ws;
+  ws.onmessage = (message) => {
+    if (typeof message.data !== "string") return;
+    const event = JSON.parse(message.data);
+    if (event.seq) {
+      if (event.seq <= state.lastSeq) return; // replayed after a resume, already shown
+      state.lastSeq = event.seq;
+    }
+    if (event.type === "session.resumed") onResumed(ws, event);
+    else handleEvent(event);
+  };
+  ws.onclose = (close) => onClosed(ws, close);
+}
+
+function onClosed(ws, close) {
+  if (state.ws !== ws) return; // a connection already replaced
+  state.ws = null;
+  const token = state.started && state.started.resume_token;
+  // 1006: the link died without a close frame. Anything else is the server's decision.
+  if (token && !state.summary && !state.fatal && (state.resuming || close.code === 1006)) {
+    if (!state.resuming) {
+      const grace = state.started.limits.resume_grace_seconds || 0;
+      state.resuming = { deadline: performance.now() + grace * 1000 };
+      setStatus("reconnecting");
+      showBanner("warning", "reconnecting", "the connection dropped; reconnecting without losing audio");
+    }
+    setTimeout(attemptResume, 1000);
+    return;
+  }
+  state.resuming = null;
+  state.sending = false;
+  stopCapture();
+  if (!state.summary && close.code !== 1000) {
+    showBanner("error", `closed_${close.code}`, close.reason || "the connection to the server was lost");
+  }
+  setStatus(state.summary ? "ended" : "disconnected");
+}
+
+function attemptResume() {
+  if (!state.resuming) return;
+  if (performance.now() > state.resuming.deadline) {
+    state.resuming = null;
+    state.sending = false;
+    stopCapture();
+    showBanner("error", "resume_failed", "could not reconnect in time; start a new session");
+    setStatus("disconnected");
+    return;
+  }
+  const ws = new WebSocket(pageUrl("v1/stream", { websocket: true }));
+  wire(ws);
+  ws.onopen = () => {
+    const resume = { type: "session.resume", resume_token: state.started.resume_token, last_seq: state.lastSeq };
+    if (apiKey()) resume.api_key = apiKey();
+    ws.send(JSON.stringify(resume));
+  };
+}
+
+function onResumed(ws, event) {
+  state.resuming = null;
+  state.resumes += 1;
+  setStatus(state.ending ? "finishing" : "live");
+  showBanner("warning", "resumed", `reconnected at ${event.audio_received_seconds.toFixed(1)} s of audio`);
+  if (event.input_ended) return;
+  // What the server missed, then live audio again.
+  let position = state.audioLog.start;
+  for (const frame of state.audioLog.frames) {
+    const end = position + frame.length;
+    if (end > event.audio_received_samples) {
+      ws.send(frame.slice(Math.max(0, event.audio_received_samples - position)).buffer);
+    }
+    position = end;
+  }
+  if (state.ending) ws.send(JSON.stringify({ type: "session.end" }));
+}
+
+function logAudio(buffer) {
+  const log = state.audioLog;
+  const frame = new Int16Array(buffer);
+  log.frames.push(frame);
+  log.total += frame.length;
+  while (log.total - log.start > AUDIO_LOG_SECONDS * RATE && log.frames.length > 1) {
+    log.start += log.frames.shift().length;
+  }
+}
+
 function sendAudio(buffer) {
-  if (state.sending && state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(buffer);
+  if (!state.sending) return;
+  logAudio(buffer);
+  if (!state.resuming && state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(buffer);
 }
 
 async function stopCapture() {
@@ -182,12 +269,15 @@ async function stopCapture() {
 }
 
 async function endSession() {
-  if (!state.ws || state.ending) return;
+  if ((!state.ws && !state.resuming) || state.ending) return;
   state.ending = true;
-  setStatus("finishing");
+  if (!state.resuming) setStatus("finishing");
   await stopCapture(); // flushes the last partial frame first
   state.sending = false;
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ type: "session.end" }));
+  // While reconnecting, onResumed sends it after the missed audio.
+  if (!state.resuming && state.ws && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(JSON.stringify({ type: "session.end" }));
+  }
 }
 
 // -- audio sources ---------------------------------------------------------------
@@ -446,7 +536,10 @@ export function handleEvent(event) {
       break;
     case "error":
       showBanner("error", event.code, event.message);
-      if (event.fatal) state.sending = false;
+      if (event.fatal) {
+        state.sending = false;
+        state.fatal = true;
+      }
       break;
     case "glossary.updated":
       $("glossary-report").textContent = `glossaries updated: ${event.glossaries
