@@ -1,7 +1,8 @@
-"""``rasst glossary ...``: upload, list, export and delete glossaries over the REST API."""
+"""``rasst glossary ...``: upload, draft, list, export and delete glossaries over the REST API."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ import typer
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 # Uploads of a 10 MiB file to a busy server: generous read timeout, short connect.
 _TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=60.0, pool=5.0)
+# A draft reads the documents (up to a minute) and may ask the LLM (up to three).
+_EXTRACT_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=60.0, pool=5.0)
 
 glossary_app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -25,9 +28,9 @@ KeyOpt = Annotated[
 ]
 
 
-def _client(server: str, api_key: str | None) -> httpx.Client:
+def _client(server: str, api_key: str | None, timeout: httpx.Timeout = _TIMEOUT) -> httpx.Client:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=_TIMEOUT)
+    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
 
 
 def _fail(response: httpx.Response) -> None:
@@ -49,10 +52,16 @@ def _fail(response: httpx.Response) -> None:
 
 
 def _request(
-    server: str, api_key: str | None, method: str, path: str, **kwargs: Any
+    server: str,
+    api_key: str | None,
+    method: str,
+    path: str,
+    *,
+    timeout: httpx.Timeout = _TIMEOUT,
+    **kwargs: Any,
 ) -> httpx.Response:
     try:
-        with _client(server, api_key) as client:
+        with _client(server, api_key, timeout) as client:
             response = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
         typer.echo(f"error: cannot reach {server}: {exc}", err=True)
@@ -110,6 +119,93 @@ def upload(
         where = f"line {row['line']}" if row.get("line") else row.get("item") or "-"
         typer.echo(f"  skipped {where}: {row['reason']}", err=True)
     typer.echo(body["id"])
+
+
+@glossary_app.command()
+def extract(
+    files: Annotated[
+        list[Path], typer.Argument(exists=True, dir_okay=False, readable=True, show_default=False)
+    ],
+    lang: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lang", help="Target language of the translations (repeat: --lang zh --lang de)."
+        ),
+    ] = None,
+    save: Annotated[
+        str | None,
+        typer.Option(
+            "--save", metavar="NAME", help="Also store the draft as a glossary; prints its id."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="Write the draft JSON here (default: stdout)."),
+    ] = None,
+    max_terms: Annotated[int, typer.Option(min=1, max=500, help="Terms in the draft.")] = 50,
+    no_llm: Annotated[
+        bool, typer.Option("--no-llm", help="Statistical draft only, even if an LLM is set up.")
+    ] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: KeyOpt = None,
+) -> None:
+    """Draft a glossary from the talk's paper, slides or notes (PDF, PPTX, HTML, Markdown, text).
+
+    The draft (a glossary in the JSON upload format, with each term's evidence) goes to
+    stdout or --out; with --save the glossary is also stored and its id printed. Review a
+    draft, fill in translations, then `rasst glossary upload draft.json`.
+    """
+    fields = {"langs": ",".join(lang or []), "max_terms": str(max_terms)}
+    if no_llm:
+        fields["use_llm"] = "false"
+    if save is not None:
+        fields.update(save="true", name=save)
+    with contextlib.ExitStack() as stack:
+        parts = [("file", (path.name, stack.enter_context(path.open("rb")))) for path in files]
+        response = _request(
+            server,
+            api_key,
+            "POST",
+            "/v1/glossaries/extract",
+            files=parts,
+            data=fields,
+            timeout=_EXTRACT_TIMEOUT,
+        )
+    draft = response.json()
+    _print_draft_summary(draft)
+    text = json.dumps(draft, ensure_ascii=False, indent=1)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    if save is not None:
+        typer.echo(draft["glossary_id"])
+    elif out is None:
+        typer.echo(text)
+
+
+def _print_draft_summary(draft: dict[str, Any]) -> None:
+    sources = draft["sources"]
+    typer.echo(
+        f"{draft['name']}: {len(draft['entries'])} terms from {len(sources['files'])} file(s), "
+        f"{sources['pages']} pages, {sources['characters']} characters",
+        err=True,
+    )
+    llm = draft["llm"]
+    if llm["used"]:
+        typer.echo(
+            f"  LLM {llm['model']}: kept {llm['kept']}, dropped {llm['dropped']}, "
+            f"unchecked {llm['unchecked']} of {llm['candidates']} candidates",
+            err=True,
+        )
+    for warning in draft["warnings"]:
+        where = f"{warning['file']}: " if warning.get("file") else ""
+        typer.echo(f"  warning {warning['code']}: {where}{warning['message']}", err=True)
+    for entry in draft["entries"][:20]:
+        targets = "; ".join(
+            f"{lang}: {', '.join(v) or '-'}" for lang, v in entry["targets"].items()
+        )
+        typer.echo(f"  {entry['source']}" + (f"  ({targets})" if targets else ""), err=True)
+    if len(draft["entries"]) > 20:
+        typer.echo(f"  ... and {len(draft['entries']) - 20} more", err=True)
 
 
 @glossary_app.command("list")

@@ -1,15 +1,18 @@
 """REST API of the glossary service: ``/v1/glossaries`` and the admin ``/v1/tenants``.
 
 The router only authenticates, reads the request and shapes the response;
-parsing runs in ``glossary.service`` and storage in ``glossary.store``, both
-off the event loop.
+parsing runs in ``glossary.service``, document reading and term extraction for
+drafts in ``glossary.extract``, storage in ``glossary.store``, all off the
+event loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
@@ -18,7 +21,18 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from glossary.auth import authenticate, check_admin
+from glossary.extract import (
+    DEFAULT_MAX_TERMS,
+    MAX_TERMS,
+    DraftRequest,
+    ExtractionLimits,
+    GlossaryDraft,
+    TermFilterParams,
+    UploadedDocument,
+    draft_glossary,
+)
 from glossary.formats import IMPORT_FORMATS, export_glossary
+from glossary.languages import canonical_language
 from glossary.model import GlossaryEntry
 from glossary.report import ImportReport
 from glossary.schemas import (
@@ -45,6 +59,10 @@ from server.settings import Settings
 
 # Multipart framing and the small form fields around the file.
 _MULTIPART_OVERHEAD = 64 * 1024
+# Glossary drafts read documents with pure-Python parsers that hold the GIL:
+# at most this many at once per gateway process; further requests wait.
+_EXTRACT_CONCURRENCY = 2
+_MAX_DRAFT_LANGUAGES = 8
 
 
 def get_store(request: Request) -> GlossaryStore:
@@ -145,6 +163,53 @@ def _upload_body_doc() -> dict[str, Any]:
     }
 
 
+def _extract_body_doc() -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "One or more documents (repeat the field): "
+                                "PDF, PPTX, HTML, Markdown or plain text; each up to the "
+                                "glossary upload limit.",
+                            },
+                            "langs": {
+                                "type": "string",
+                                "description": "Target languages, comma-separated (zh,de); "
+                                "the field may repeat.",
+                            },
+                            "max_terms": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_TERMS,
+                                "default": DEFAULT_MAX_TERMS,
+                            },
+                            "use_llm": {
+                                "type": "boolean",
+                                "description": "Filter and translate with the configured LLM "
+                                "(default: true when one is configured).",
+                            },
+                            "save": {
+                                "type": "boolean",
+                                "default": False,
+                                "description": "Also store the draft as a glossary.",
+                            },
+                            "name": {"type": "string", "maxLength": 200},
+                        },
+                    }
+                }
+            },
+        }
+    }
+
+
 router = APIRouter(prefix="/v1")
 
 
@@ -176,6 +241,69 @@ async def create_glossary(
     response.headers["ETag"] = written.etag
     response.headers["Location"] = f"/v1/glossaries/{written.id}"
     return written
+
+
+@router.post(
+    "/glossaries/extract",
+    tags=["glossaries"],
+    response_model=GlossaryDraft,
+    responses={
+        **_UPLOAD_ERRORS,
+        201: {"model": GlossaryDraft, "description": "Drafted and saved (save=true)."},
+        415: {"model": ErrorEnvelope, "description": "Not PDF, PPTX, HTML, Markdown or text."},
+    },
+    openapi_extra=_extract_body_doc(),
+    summary="Draft a glossary from the talk's documents (paper, slides)",
+)
+async def extract_glossary(
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
+) -> GlossaryDraft:
+    """Candidate terms with evidence, filtered and translated by the LLM when one is configured.
+
+    The draft is a glossary in our JSON format: save it, edit it, upload it with
+    ``POST /v1/glossaries``; or send ``save=true`` to store it at once (201).
+    """
+    limits = ExtractionLimits(max_file_bytes=store.limits.max_file_bytes)
+    form = await _read_extract_form(request, limits, store.limits.max_name_chars)
+    llm = (
+        TermFilterParams(
+            url=settings.llm_url, model=settings.llm_model, api_key=settings.llm_api_key
+        )
+        if settings.llm_url
+        else None
+    )
+    draft = await draft_glossary(
+        DraftRequest(
+            uploads=form.uploads,
+            languages=form.languages,
+            max_terms=form.max_terms,
+            name=form.name,
+            use_llm=form.use_llm if form.use_llm is not None else llm is not None,
+            llm=llm,
+        ),
+        limits,
+        limiter=_extract_limiter(request),
+    )
+    if not form.save:
+        return draft
+
+    def save() -> GlossaryWritten:
+        parsed = parse_entries(
+            [entry.entry() for entry in draft.entries], draft.source_language, store.limits
+        )
+        name = glossary_name(draft.name, parsed, None, store.limits)
+        info = store.create_glossary(tenant, name, parsed.source_language, parsed.entries)
+        return GlossaryWritten.of(info, parsed.report)
+
+    written = await run_in_threadpool(save)
+    response.status_code = status.HTTP_201_CREATED
+    response.headers["ETag"] = written.etag
+    response.headers["Location"] = f"/v1/glossaries/{written.id}"
+    return draft.model_copy(update={"glossary_id": written.id, "saved": written})
 
 
 @router.get("/glossaries", tags=["glossaries"], response_model=GlossaryList, responses=_ERRORS)
@@ -497,6 +625,151 @@ async def _read_multipart(request: Request, body: bytes) -> UploadRequest:
         )
     finally:
         await form.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _ExtractForm:
+    uploads: tuple[UploadedDocument, ...]
+    languages: tuple[str, ...]
+    max_terms: int
+    use_llm: bool | None
+    save: bool
+    name: str | None
+
+
+async def _read_extract_form(
+    request: Request, limits: ExtractionLimits, max_name_chars: int
+) -> _ExtractForm:
+    """The multipart form of an extraction, streamed (files beyond 1 MiB spool to disk)."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "multipart/form-data":
+        raise RasstError(
+            ErrorCode.UNSUPPORTED_FORMAT,
+            "send multipart/form-data with one or more 'file' fields",
+        )
+    cap = limits.max_files * limits.max_file_bytes + _MULTIPART_OVERHEAD
+    too_large = RasstError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        f"the upload is larger than {limits.max_files} files of {limits.max_file_bytes} bytes",
+        detail={"file": None, "reason": "request_too_large"},
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise too_large
+
+    async def bounded() -> AsyncGenerator[bytes, None]:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > cap:
+                raise too_large
+            yield chunk
+
+    try:
+        form = await MultiPartParser(
+            request.headers, bounded(), max_files=limits.max_files, max_fields=32
+        ).parse()
+    except MultiPartException as exc:
+        if exc.message.startswith("Too many files"):
+            raise RasstError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"at most {limits.max_files} files per request",
+                detail={"file": None, "reason": "too_many_files"},
+            ) from None
+        raise RasstError(
+            ErrorCode.VALIDATION_FAILED, f"bad multipart body: {exc.message}"
+        ) from None
+    try:
+        uploads: list[UploadedDocument] = []
+        for key, value in form.multi_items():
+            if key != "file" or not isinstance(value, UploadFile):
+                continue
+            too_big = value.size is not None and value.size > limits.max_file_bytes
+            data = b"" if too_big else await value.read(limits.max_file_bytes + 1)
+            if too_big or len(data) > limits.max_file_bytes:
+                raise RasstError(
+                    ErrorCode.PAYLOAD_TOO_LARGE,
+                    f"{value.filename or 'a file'} is larger than the "
+                    f"{limits.max_file_bytes}-byte limit",
+                    detail={"file": value.filename, "reason": "file_too_large"},
+                )
+            uploads.append(UploadedDocument(value.filename or f"file-{len(uploads) + 1}", data))
+        if not uploads:
+            raise RasstError(
+                ErrorCode.VALIDATION_FAILED, "multipart field 'file' is required (one or more)"
+            )
+        fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+        name = normalise_text(fields.get("name", "")) or None
+        if name is not None and len(name) > max_name_chars:
+            raise RasstError(
+                ErrorCode.VALIDATION_FAILED, f"name longer than {max_name_chars} characters"
+            )
+        return _ExtractForm(
+            uploads=tuple(uploads),
+            languages=_draft_languages(
+                [v for k, v in form.multi_items() if k in ("langs", "lang") and isinstance(v, str)]
+            ),
+            max_terms=_int_field(
+                fields.get("max_terms"), "max_terms", DEFAULT_MAX_TERMS, MAX_TERMS
+            ),
+            use_llm=_bool_field(fields.get("use_llm"), "use_llm"),
+            save=bool(_bool_field(fields.get("save"), "save")),
+            name=name,
+        )
+    finally:
+        await form.close()
+
+
+def _draft_languages(values: list[str]) -> tuple[str, ...]:
+    languages: dict[str, None] = {}
+    for value in values:
+        for raw in value.split(","):
+            if not raw.strip():
+                continue
+            code = canonical_language(raw)
+            if code is None:
+                raise RasstError(
+                    ErrorCode.VALIDATION_FAILED, f"langs: {raw.strip()!r} is not a language code"
+                )
+            languages[code] = None
+    if len(languages) > _MAX_DRAFT_LANGUAGES:
+        raise RasstError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"at most {_MAX_DRAFT_LANGUAGES} target languages",
+            detail={"file": None, "reason": "too_many_languages"},
+        )
+    return tuple(languages)
+
+
+def _int_field(value: str | None, name: str, default: int, maximum: int) -> int:
+    if value is None or not value.strip():
+        return default
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
+        raise RasstError(
+            ErrorCode.VALIDATION_FAILED, f"{name}: expected an integer from 1 to {maximum}"
+        )
+    return int(text)
+
+
+def _bool_field(value: str | None, name: str) -> bool | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise RasstError(ErrorCode.VALIDATION_FAILED, f"{name}: expected true or false")
+
+
+def _extract_limiter(request: Request) -> anyio.CapacityLimiter:
+    """The app's limiter for document reading, made on first use (inside the event loop)."""
+    state = request.app.state
+    limiter: anyio.CapacityLimiter | None = getattr(state, "extract_limiter", None)
+    if limiter is None:
+        limiter = state.extract_limiter = anyio.CapacityLimiter(_EXTRACT_CONCURRENCY)
+    return limiter
 
 
 def _etags(header: str) -> set[str]:
