@@ -30,10 +30,12 @@ def _mount_subcommands() -> None:
     from retriever.cli import retriever_app
     from server.evaluation.cli import data_app, eval_command
     from server.subtitles_cli import subtitles_command
+    from server.training.cli import train_app
 
     app.add_typer(glossary_app, name="glossary", help="Upload and manage glossaries.")
     app.add_typer(retriever_app, name="retriever", help="The term retriever service.")
     app.add_typer(data_app, name="data", help="Evaluation data: synthesise talk audio.")
+    app.add_typer(train_app, name="train", help="Speech-LLM SFT data, LoRA, term_map ablation.")
     app.command("eval")(eval_command)
     app.command("subtitles")(subtitles_command)
 

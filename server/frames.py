@@ -93,6 +93,15 @@ class ChunkAnalysis:
     def has_speech(self) -> bool:
         return self.speech_samples > 0
 
+    @property
+    def has_words(self) -> bool:
+        """Worth retrieving: speech here, or an utterance's last words settled in this chunk.
+
+        The recogniser finalises an utterance once the VAD has heard it end, which is
+        often in a chunk of silence; those final words are new evidence all the same.
+        """
+        return self.speech_samples > 0 or bool(self.words)
+
 
 @dataclass(frozen=True, slots=True)
 class TermHit:

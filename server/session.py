@@ -459,7 +459,7 @@ class StreamSession:
             analysis = await self._analyse(chunk)
             self._emit_captions(chunk, analysis)
             terms = TermHits(chunk_index=chunk.index)
-            if self._glossaries and analysis.has_speech:
+            if self._glossaries and analysis.has_words:
                 terms = await self._retriever.retrieve(chunk, analysis)
                 self._metrics.retrieval.observe(terms.elapsed)
                 self._emit_terms(chunk, terms)

@@ -121,13 +121,9 @@ def build_tokenizer(out: Path):  # -> PreTrainedTokenizerBase
 def build(out: Path) -> None:
     import torch
     from transformers import (
-        Qwen2VLImageProcessor,
         Qwen3OmniMoeConfig,
         Qwen3OmniMoeForConditionalGeneration,
-        Qwen3OmniMoeProcessor,
-        WhisperFeatureExtractor,
     )
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(out)
@@ -225,18 +221,38 @@ def build(out: Path) -> None:
     saved["thinker_config"]["text_config"]["tie_word_embeddings"] = False
     config_path.write_text(json.dumps(saved, indent=2))
 
+    save_processor(out, tokenizer)
+    tokenizer.save_pretrained(out)
+    generation = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "eos_token_id": ids["<|im_end|>"]}
+    (out / "generation_config.json").write_text(json.dumps(generation, indent=2))
+
+
+def save_processor(out: Path, tokenizer) -> None:  # tokenizer: PreTrainedTokenizerBase
+    """The full processor; without torchvision (its video half needs it) only the audio half.
+
+    A text+audio trainer needs just the tokenizer and the Whisper feature extractor;
+    vLLM's environment has torchvision and gets the full processor.
+    """
+    import importlib.util
+
+    from transformers import WhisperFeatureExtractor
+
+    features = WhisperFeatureExtractor(feature_size=128, sampling_rate=16_000)
+    if importlib.util.find_spec("torchvision") is None:
+        features.save_pretrained(out)
+        return
+    from transformers import Qwen2VLImageProcessor, Qwen3OmniMoeProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
     processor = Qwen3OmniMoeProcessor(
         # Patch sizes must match the vision config.
         image_processor=Qwen2VLImageProcessor(patch_size=16),
         video_processor=Qwen2VLVideoProcessor(patch_size=16),
-        feature_extractor=WhisperFeatureExtractor(feature_size=128, sampling_rate=16_000),
+        feature_extractor=features,
         tokenizer=tokenizer,
         chat_template=CHAT_TEMPLATE,
     )
     processor.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    generation = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "eos_token_id": ids["<|im_end|>"]}
-    (out / "generation_config.json").write_text(json.dumps(generation, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
