@@ -6,23 +6,35 @@ once (in-process notification); changes made by another process (a second
 gateway replica, the CLI against PostgreSQL) arrive within ``poll_interval``.
 Database reads run in worker threads, so the event loop, and with it audio
 processing, never waits for the store.
+
+A database outage never ends a watch: while the store answers
+``STORE_UNAVAILABLE`` the watcher keeps the versions it knows and retries with
+a capped backoff (the session goes on with the glossaries it has); the first
+successful poll afterwards delivers any change made meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 from glossary.model import GlossarySnapshot
 from glossary.store import GlossaryChange, GlossaryStore
 from server.errors import ErrorCode, RasstError
 
+log = logging.getLogger(__name__)
+
 
 class GlossaryWatcher:
-    def __init__(self, store: GlossaryStore, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self, store: GlossaryStore, poll_interval: float = 1.0, max_retry_interval: float = 5.0
+    ) -> None:
         self.store = store
         self.poll_interval = poll_interval
+        # Longest wait between polls while the database is unavailable.
+        self.max_retry_interval = max(max_retry_interval, poll_interval)
 
     async def watch(
         self,
@@ -52,22 +64,45 @@ class GlossaryWatcher:
 
         unsubscribe = self.store.subscribe(on_change)
         cache: dict[tuple[str, int], GlossarySnapshot] = {}
+        # None until the first poll when no baseline was given.
+        known: dict[str, int] | None = dict(since) if since is not None else None
+        wait = self.poll_interval if known is not None else 0.0
+        failures = 0
         try:
-            if since is not None:
-                known = dict(since)
-            else:
-                known = await asyncio.to_thread(self.store.current_versions, tenant, ids)
             while True:
-                try:
-                    async with asyncio.timeout(self.poll_interval):
-                        await wake.wait()
-                except TimeoutError:
-                    pass
+                if wait > 0:
+                    try:
+                        async with asyncio.timeout(wait):
+                            await wake.wait()
+                    except TimeoutError:
+                        pass
                 wake.clear()
-                versions = await asyncio.to_thread(self.store.current_versions, tenant, ids)
-                if versions == known:
+                try:
+                    versions = await asyncio.to_thread(self.store.current_versions, tenant, ids)
+                    snapshots = None
+                    if known is not None and versions != known:
+                        snapshots = await asyncio.to_thread(
+                            self._load, tenant, ids, versions, cache
+                        )
+                except RasstError as exc:
+                    if exc.code is not ErrorCode.STORE_UNAVAILABLE:
+                        raise
+                    failures += 1
+                    if failures == 1:
+                        log.warning(
+                            "glossary updates paused: the database is unavailable; retrying"
+                        )
+                    wait = min(self.poll_interval * 2**failures, self.max_retry_interval)
                     continue
-                snapshots = await asyncio.to_thread(self._load, tenant, ids, versions, cache)
+                if failures:
+                    log.info("glossary updates resumed after %d failed polls", failures)
+                    failures = 0
+                wait = self.poll_interval
+                if known is None:
+                    known = versions
+                    continue
+                if snapshots is None:
+                    continue
                 known = {s.id: s.version for s in snapshots}
                 yield snapshots
         finally:

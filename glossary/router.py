@@ -53,12 +53,14 @@ from glossary.schemas import (
 )
 from glossary.service import UploadRequest, glossary_name, parse_entries, parse_upload
 from glossary.store import GlossaryStore
-from glossary.validation import normalise_text, report_error
+from glossary.validation import normalise_text, report_error, storable
 from server.errors import ErrorCode, RasstError
 from server.settings import Settings
 
 # Multipart framing and the small form fields around the file.
 _MULTIPART_OVERHEAD = 64 * 1024
+# Paging offsets the database can bind (a glossary never has this many entries anyway).
+MAX_OFFSET = 2**31 - 1
 # Glossary drafts read documents with pure-Python parsers that hold the GIL:
 # at most this many at once per gateway process; further requests wait.
 _EXTRACT_CONCURRENCY = 2
@@ -310,7 +312,7 @@ async def extract_glossary(
 def list_glossaries(
     store: StoreDep,
     tenant: TenantDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> GlossaryList:
     items, total = store.list_glossaries(tenant, offset=offset, limit=limit)
@@ -331,7 +333,7 @@ def get_glossary(
     response: Response,
     store: StoreDep,
     tenant: TenantDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Any:
@@ -402,6 +404,13 @@ def patch_glossary(
     if_match: IfMatch = None,
 ) -> GlossaryPatched:
     expected = _expected_version(if_match)
+    unstorable = [term for term in patch.remove if not storable(term)]
+    if unstorable:
+        raise RasstError(
+            ErrorCode.VALIDATION_FAILED,
+            "terms to remove contain control characters or unpaired surrogates",
+            detail=[{"loc": "remove", "msg": f"{len(unstorable)} term(s) cannot be stored"}],
+        )
     current = store.get_info(tenant, glossary_id)
     changes = patch.model_dump(exclude_unset=True)
     report = ImportReport(format="json-body", source_language=current.source_language)

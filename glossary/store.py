@@ -4,6 +4,13 @@ Every write is one transaction: an upload either stores the whole glossary
 and bumps its version, or leaves nothing behind. Every read and write takes
 the tenant, and a glossary of another tenant is reported as not found (never
 as forbidden, which would confirm that the id exists).
+
+When the database cannot be reached (server down or restarting, connection
+killed, pool exhausted, SQLite locked past its busy timeout) a call raises
+``RasstError(STORE_UNAVAILABLE)``, which the API answers with 503: the caller
+may retry, and nothing was written. Pooled connections are checked before
+use (``pool_pre_ping``), so the store recovers by itself once the database
+answers again.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -44,6 +52,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TENANT = "default"
 API_KEY_PREFIX = "rasst_"
+# Seconds to wait for a new PostgreSQL connection (the OS default is minutes).
+PG_CONNECT_TIMEOUT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +146,10 @@ class GlossaryStore:
         url = normalise_database_url(url)
         parsed = make_url(url)
         if parsed.get_backend_name() != "sqlite":
-            engine = create_engine(url, pool_pre_ping=True)
+            connect_args: dict[str, Any] = {}
+            if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+                connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT
+            engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
             return cls(engine, limits)
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -174,19 +187,33 @@ class GlossaryStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self._available(), self.engine.connect() as conn:
             conn = conn.execution_options(rasst_write=True)
             with conn.begin():
                 yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self._available(), self.engine.connect() as conn:
             if self.engine.dialect.name == "postgresql":
                 # Glossary row and entries must come from the same version.
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def _available(self) -> Iterator[None]:
+        """Turn "the database cannot be reached" into STORE_UNAVAILABLE (HTTP 503)."""
+        try:
+            yield
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+            if not _is_unavailable(exc, self.engine.dialect.name):
+                raise
+            log.warning("glossary database unavailable: %s", _first_line(exc))
+            raise RasstError(
+                ErrorCode.STORE_UNAVAILABLE,
+                "the glossary database is unavailable; retry shortly",
+            ) from exc
 
     # -- change notification -----------------------------------------------------------
 
@@ -231,7 +258,7 @@ class GlossaryStore:
     def list_tenants(self) -> list[TenantRecord]:
         with self._read() as conn:
             rows = conn.execute(select(tenants).order_by(tenants.c.created_at, tenants.c.id))
-            return [TenantRecord(r.id, r.name, r.created_at) for r in rows]
+            return [TenantRecord(r.id, r.name, _utc(r.created_at)) for r in rows]
 
     def create_api_key(self, tenant_id: str) -> tuple[ApiKeyRecord, str]:
         """A new key for the tenant; the plain key is returned once and never stored."""
@@ -259,7 +286,14 @@ class GlossaryStore:
                 .order_by(api_keys.c.created_at)
             )
             return [
-                ApiKeyRecord(r.id, r.tenant_id, r.prefix, r.created_at, r.revoked_at) for r in rows
+                ApiKeyRecord(
+                    r.id,
+                    r.tenant_id,
+                    r.prefix,
+                    _utc(r.created_at),
+                    _utc(r.revoked_at) if r.revoked_at else None,
+                )
+                for r in rows
             ]
 
     def revoke_api_key(self, tenant_id: str, key_id: str) -> None:
@@ -576,6 +610,29 @@ class GlossaryStore:
         for (targets,) in rows:
             langs.update(dict.fromkeys(targets))
         return list(langs)
+
+
+# SQLite reports programming errors (no such table, syntax) as OperationalError
+# too; only these mean "cannot be used right now".
+_SQLITE_UNAVAILABLE = ("locked", "busy", "disk i/o", "unable to open", "readonly", "disk is full")
+
+
+def _is_unavailable(exc: Exception, dialect: str) -> bool:
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection within the pool timeout
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if dialect == "sqlite":
+        message = str(getattr(exc, "orig", exc)).lower()
+        return any(marker in message for marker in _SQLITE_UNAVAILABLE)
+    # PostgreSQL drivers raise OperationalError/InterfaceError for connection
+    # faults (refused, reset, terminated, shutting down); bad SQL is ProgrammingError.
+    return True
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _entry_values(entry: GlossaryEntry) -> dict[str, Any]:

@@ -19,6 +19,8 @@ MiB = 1024 * 1024
 # How many skipped rows a report lists in full; a 100k-row file of junk must not
 # produce a 100k-item error body.
 MAX_REPORTED_SKIPS = 1000
+# Priorities the store keeps: its column is a 32-bit INTEGER in PostgreSQL.
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +37,25 @@ class GlossaryLimits:
 
 
 _WHITESPACE = re.compile(r"\s+")
-# C0/C1 controls other than whitespace, which normalisation already folded.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C0/C1 controls other than whitespace, which normalisation already folded; lone
+# surrogates (JSON "\ud800"), which no database or UTF-8 file can hold; and U+FFFE and
+# U+FFFF, which XML 1.0 forbids, so a stored term always exports as TBX and TMX.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def storable(value: str) -> bool:
+    """False for text with control characters, lone surrogates or U+FFFE/U+FFFF."""
+    return not _CONTROL.search(value)
 
 
 def normalise_text(value: str) -> str:
     """NFC, every whitespace run (tabs, NBSP, line breaks) as one space, trimmed."""
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", value)).strip()
+
+
+def _preview(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def report_error(code: ErrorCode, message: str, report: ImportReport) -> RasstError:
@@ -109,14 +123,28 @@ class EntryCollector:
         if not self._fits(term, self.limits.max_term_chars, "source term", line, item):
             return
         clean_note = normalise_text(note) if note else None
+        if clean_note and _CONTROL.search(clean_note):
+            self.report.skip("note contains control characters", line=line, item=item)
+            return
         if clean_note and not self._fits(
             clean_note, self.limits.max_note_chars, "note", line, item
         ):
             return
         try:
             rank = int(priority) if priority not in (None, "") else 0
-        except (TypeError, ValueError):
-            self.report.skip(f"priority {priority!r} is not an integer", line=line, item=item)
+        except (TypeError, ValueError, OverflowError):
+            # OverflowError: JSON's Infinity (or 1e999) is a float int() cannot take.
+            self.report.skip(
+                f"priority {_preview(priority)} is not an integer", line=line, item=item
+            )
+            return
+        if not PRIORITY_RANGE[0] <= rank <= PRIORITY_RANGE[1]:
+            self.report.skip(
+                f"priority {_preview(rank)} is out of range ({PRIORITY_RANGE[0]} to "
+                f"{PRIORITY_RANGE[1]})",
+                line=line,
+                item=item,
+            )
             return
         clean: list[tuple[str, str]] = []
         for lang, text in targets:

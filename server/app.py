@@ -34,7 +34,7 @@ from server.routes import router
 from server.services import GatewayServices, SessionRegistry
 from server.settings import Settings, get_settings
 from server.speech import FrontEndParams
-from server.translator import TranslatorParams, VllmTranslatorService
+from server.translator import FaultParams, TranslatorParams, VllmTranslatorService
 from server.workers import SpeechWorkerParams, SpeechWorkers
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.llm_url:
                 translator = VllmTranslatorService(
                     TranslatorParams(
-                        url=settings.llm_url, model=settings.llm_model, api_key=settings.llm_api_key
+                        url=settings.llm_url,
+                        model=settings.llm_model,
+                        api_key=settings.llm_api_key,
+                        faults=FaultParams(
+                            connect_timeout=settings.llm_connect_timeout_seconds,
+                            read_timeout=settings.llm_read_timeout_seconds,
+                            request_deadline=settings.llm_request_deadline_seconds,
+                            breaker_failures=settings.llm_breaker_failures,
+                            breaker_reset_seconds=settings.llm_breaker_reset_seconds,
+                            breaker_reset_max_seconds=settings.llm_breaker_reset_max_seconds,
+                        ),
                     )
                 )
                 stack.push_async_callback(translator.aclose)

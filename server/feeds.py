@@ -44,11 +44,17 @@ class SessionFeed:
     def viewers(self) -> int:
         return len(self._viewers)
 
-    def publish(self, text: str) -> None:
-        if len(self._events) < self._max_events:
-            self._events.append(text)
-        else:
-            self._truncated = True
+    def publish(self, text: str, *, retain: bool = True) -> None:
+        """Send to the viewers; keep for late joiners and subtitles only if ``retain``.
+
+        Translation deltas are not kept: each repeats its chunk's text so far and the
+        commit supersedes them, so keeping them would multiply a feed's memory.
+        """
+        if retain:
+            if len(self._events) < self._max_events:
+                self._events.append(text)
+            else:
+                self._truncated = True
         for queue in list(self._viewers):
             try:
                 queue.put_nowait(text)

@@ -90,6 +90,8 @@ def parse_client_message(text: str) -> SessionStart | SessionEnd | SessionResume
     """Parse one text frame; raises RasstError with a stable code."""
     try:
         raw = json.loads(text)
+    except RecursionError:
+        raise RasstError(ErrorCode.BAD_MESSAGE, "text frame is nested too deeply") from None
     except ValueError as exc:
         raise RasstError(ErrorCode.BAD_MESSAGE, f"text frame is not JSON: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):

@@ -132,9 +132,9 @@ class StreamSession:
         self._chunks: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
         self._analysed: asyncio.Queue[_Analysed | None] = asyncio.Queue()
         # Serialised events for the speaker's socket: (seq, json, is_summary).
-        self._outbound: asyncio.Queue[tuple[int, str, bool] | None] = asyncio.Queue(
-            maxsize=self._settings.max_outbound_events
-        )
+        # Unbounded as a queue; _emit enforces max_outbound_events (see there).
+        self._outbound: asyncio.Queue[tuple[int, str, bool] | None] = asyncio.Queue()
+        self._sender_progress = time.monotonic()
         # Events numbered so far, and the last ones taken by the sender, kept for resume.
         self._seq = 0
         self._sent: deque[tuple[int, str]] = deque(maxlen=self._settings.max_outbound_events)
@@ -676,20 +676,25 @@ class StreamSession:
 
     def _emit(self, event: BaseModel) -> None:
         seq, text = self._publish(event)
-        try:
-            self._outbound.put_nowait((seq, text, isinstance(event, SessionSummary)))
-        except asyncio.QueueFull:
+        queued = self._outbound.qsize()
+        limit = self._settings.max_outbound_events
+        # A burst (one chunk's deltas in 5 languages) may pass the limit while the client
+        # reads; a client whose sender has made no progress for a while may not, and
+        # nobody may pass four times the limit.
+        stalled = time.monotonic() - self._sender_progress > _SEND_TIMEOUT
+        if queued >= limit and (stalled or queued >= 4 * limit):
             raise RasstError(
                 ErrorCode.CLIENT_TOO_SLOW,
-                f"the client is not reading events ({self._outbound.qsize()} queued)",
-            ) from None
+                f"the client is not reading events ({queued} queued)",
+            )
+        self._outbound.put_nowait((seq, text, isinstance(event, SessionSummary)))
 
     def _publish(self, event: BaseModel) -> tuple[int, str]:
         """Number and serialise an event once, for the speaker and the session's viewers."""
         self._seq += 1
         text = event.model_copy(update={"seq": self._seq}).model_dump_json()
         if self._feed is not None:
-            self._feed.publish(text)
+            self._feed.publish(text, retain=not isinstance(event, TranslationDeltaEvent))
         return self._seq, text
 
     def _warn(self, warning: StageWarning) -> None:
@@ -718,10 +723,12 @@ class StreamSession:
             self._sent.append((seq, text))
             self._sent_seq = seq
             if not self._attached.is_set():
+                self._sender_progress = time.monotonic()  # kept for a resume: not stuck
                 return
             connection = self._connection
             try:
                 await self._send_text(text)
+                self._sender_progress = time.monotonic()
             except _ClientGone:
                 self._lost(connection)
                 if not self._resumable:

@@ -32,6 +32,17 @@ class Settings(BaseSettings):
     llm_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = None
+    # Faults around the LLM (docs/translator.md): connect, the longest silence between
+    # two streamed tokens, and the longest one chunk's whole completion may take, so a
+    # stalled or crawling LLM costs a session at most that much lag per chunk.
+    llm_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    llm_read_timeout_seconds: float = Field(default=20.0, gt=0)
+    llm_request_deadline_seconds: float = Field(default=10.0, gt=0)
+    # Consecutive failed LLM requests (any session) that open the circuit breaker, and
+    # how long it then fails fast before a probe (doubling up to the max).
+    llm_breaker_failures: int = Field(default=3, ge=1)
+    llm_breaker_reset_seconds: float = Field(default=3.0, gt=0)
+    llm_breaker_reset_max_seconds: float = Field(default=10.0, gt=0)
     # Without retriever_url, retrieval runs in process (embedded default).
     retriever_url: str | None = None
 

@@ -32,6 +32,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 # A viewer socket that cannot take an event for this long is closed: its TCP
 # buffer is full, and the feed's bounded queue would drop it shortly anyway.
 _VIEWER_SEND_TIMEOUT = 10.0
+_VIEWER_CLOSE_TIMEOUT = 5.0
 # Pages load only their own scripts and styles, and talk only to this origin.
 _PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -215,7 +216,9 @@ async def _listen(websocket: WebSocket) -> None:
 async def _close_with_error(websocket: WebSocket, exc: RasstError) -> None:
     error = Error(code=exc.code, message=exc.message, fatal=True, detail=exc.detail)
     try:
-        await websocket.send_text(error.model_dump_json())
-        await websocket.close(ws_close_code(exc.code))
-    except (WebSocketDisconnect, RuntimeError, OSError):
+        # A viewer dropped for falling behind may not be reading at all.
+        async with asyncio.timeout(_VIEWER_CLOSE_TIMEOUT):
+            await websocket.send_text(error.model_dump_json())
+            await websocket.close(ws_close_code(exc.code))
+    except (TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
         pass

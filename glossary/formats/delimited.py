@@ -32,6 +32,10 @@ _SOURCE_NAMES = frozenset({"src", "source", "term", "source_term"})
 _KNOWN = _NOTE_NAMES | _PRIORITY_NAMES | _LANG_NAMES | _TARGET_NAMES | _SOURCE_NAMES
 # What a metadata column name looks like: lower-case ASCII, digits, underscores.
 _COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+# Language codes that are also usual names of identifier columns ("id", "No."): such a
+# column holding only numbers is an identifier. Any other language column is a language,
+# whatever it holds, so that an exported glossary of numeric terms reads back the same.
+_ID_LIKE_LANGUAGES = frozenset({"id", "no"})
 # Cells a spreadsheet would run as formulas; escaped on export, unescaped on import.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SNIFF_CANDIDATES = {"tsv": ("\t",), "csv": (",", ";"), None: ("\t", ",", ";", "|")}
@@ -106,7 +110,12 @@ def _records(text: str, delimiter: str, report: ImportReport) -> Iterator[tuple[
 
 
 def _sniff_delimiter(text: str, candidates: tuple[str, ...]) -> str:
-    """The candidate that splits the most records into the same number (>= 2) of cells."""
+    """The candidate that splits the most records into the same number (>= 2) of cells.
+
+    It must split the first record too (the header, or the first row of a headerless
+    file): in a one-column file (source terms only) a comma or semicolon inside the
+    terms is text, not a delimiter.
+    """
     sample = text[:65536]
     best, best_fraction = candidates[0], 0.0
     for delimiter in candidates:
@@ -119,7 +128,7 @@ def _sniff_delimiter(text: str, candidates: tuple[str, ...]) -> str:
                     break
         except csv.Error:
             continue
-        if not widths:
+        if not widths or widths[0] < 2:
             continue
         mode = max(set(widths), key=widths.count)
         fraction = widths.count(mode) / len(widths)
@@ -145,7 +154,7 @@ def _layout(
     ignored: list[str] = []
     lang_cols: list[tuple[int, str]] = []
     for col, (name, lang, low) in enumerate(zip(names, langs, lowered, strict=True)):
-        if lang is not None and _numeric_column(records, col):
+        if lang in _ID_LIKE_LANGUAGES and _numeric_column(records, col):
             report.warnings.append(
                 f"column {name!r} holds only numbers: read as an identifier, not a language"
             )
@@ -243,19 +252,24 @@ def _headerless(width: int, options: ParseOptions, report: ImportReport) -> _Lay
 
 
 def _unescape(cell: str) -> str:
-    if len(cell) > 1 and cell[0] == "'" and cell[1] in _FORMULA_START:
+    if cell.startswith("'") and _escaped(cell):
         return cell[1:]
     return cell
 
 
 def _escape(cell: str) -> str:
     # OWASP CSV injection advice: a leading quote makes spreadsheets show the text
-    # instead of evaluating it; a quote already there is doubled so import is exact.
-    if cell.startswith(_FORMULA_START) or (
-        len(cell) > 1 and cell[0] == "'" and cell[1] in _FORMULA_START
-    ):
+    # instead of evaluating it. A cell that reads as escaped already (quotes, then a
+    # formula character) gets one more quote, so that import gives back exactly it.
+    if _escaped(cell):
         return "'" + cell
     return cell
+
+
+def _escaped(cell: str) -> bool:
+    """Whether the cell, after any leading quotes, starts like a formula."""
+    rest = cell.lstrip("'")
+    return bool(rest) and rest[0] in _FORMULA_START
 
 
 def export_delimited(snapshot: GlossarySnapshot, delimiter: str) -> ExportedFile:

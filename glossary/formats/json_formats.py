@@ -23,7 +23,7 @@ from glossary.formats.text import decode
 from glossary.languages import canonical_language
 from glossary.model import GlossarySnapshot
 from glossary.report import ImportReport
-from glossary.validation import EntryCollector, report_error
+from glossary.validation import EntryCollector, report_error, storable
 from server.errors import ErrorCode
 
 OWN_FORMAT_TAG = "rasst-glossary"
@@ -41,12 +41,18 @@ def parse_json(data: bytes, options: ParseOptions, report: ImportReport) -> Pars
         ) from None
     except RecursionError:
         raise report_error(ErrorCode.VALIDATION_FAILED, "JSON nested too deeply", report) from None
+    except ValueError as exc:
+        # Not a JSONDecodeError: an integer literal longer than Python converts (4300 digits).
+        report.skip(f"invalid JSON: {exc}")
+        raise report_error(
+            ErrorCode.VALIDATION_FAILED, f"the JSON cannot be read: {exc}", report
+        ) from None
 
     name: str | None = None
     source = canonical_language(options.source_language or "") if options.source_language else None
     items: Iterable[tuple[str, str | None, Any]]
     if isinstance(document, dict) and isinstance(document.get("entries"), list):
-        if isinstance(document.get("name"), str):
+        if isinstance(document.get("name"), str) and storable(document["name"]):
             name = document["name"]
         declared = document.get("source_language")
         if source is None and isinstance(declared, str):

@@ -24,7 +24,7 @@ from glossary.formats.xmlsafe import (
 from glossary.languages import canonical_language, primary_subtag
 from glossary.model import GlossarySnapshot
 from glossary.report import ImportReport
-from glossary.validation import EntryCollector, report_error
+from glossary.validation import EntryCollector, report_error, storable
 from server.errors import ErrorCode
 
 TBX_NS = "urn:iso:std:iso:30042:ed-2"
@@ -76,6 +76,8 @@ def parse_tbx(data: bytes, options: ParseOptions, report: ImportReport) -> Parse
             f"{synonyms} extra source-language synonyms became entries of their own"
         )
     title = next((text_of(t).strip() for t in descendants(root, "title")), None)
+    if title and not storable(title):
+        title = None
     return ParsedGlossary(source, collector.finish(), report, name=title or None)
 
 

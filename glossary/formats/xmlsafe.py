@@ -55,6 +55,16 @@ def parse_xml(data: bytes, report: ImportReport) -> Element:
         line = exc.position[0] if exc.position else None
         report.skip(f"malformed XML: {exc}", line=line)
         raise report_error(ErrorCode.VALIDATION_FAILED, f"malformed XML: {exc}", report) from None
+    except (LookupError, ValueError) as exc:
+        # expat reads only UTF-8, UTF-16 and single-byte encodings: an XML declaration
+        # naming any other (shift_jis, utf-7) raises ValueError, an unknown name LookupError.
+        report.skip(f"unsupported XML encoding: {exc}")
+        raise report_error(
+            ErrorCode.VALIDATION_FAILED,
+            f"the XML declaration names an encoding that cannot be read ({exc}); "
+            "save the file as UTF-8",
+            report,
+        ) from None
 
 
 def local(tag: str) -> str:
@@ -75,10 +85,21 @@ def descendants(element: Element, *names: str) -> list[Element]:
 
 
 def text_of(element: Element, skip: frozenset[str] = frozenset()) -> str:
-    """The element's text, leaving out the content of inline elements named in ``skip``."""
-    parts = [element.text or ""]
-    for child in element:
-        if local(child.tag) not in skip:
-            parts.append(text_of(child, skip))
-        parts.append(child.tail or "")
+    """The element's text, leaving out the content of inline elements named in ``skip``.
+
+    Iterative, not recursive: nesting is as deep as the uploader likes.
+    """
+    parts: list[str] = []
+    # A stack of elements to open and tails to emit, in document order.
+    stack: list[Element | str] = [element]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            parts.append(item)
+            continue
+        parts.append(item.text or "")
+        for child in reversed(item):
+            stack.append(child.tail or "")
+            if local(child.tag) not in skip:
+                stack.append(child)
     return "".join(parts)

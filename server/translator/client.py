@@ -9,8 +9,13 @@ cache works).
 Faults: connect errors are retried with exponential backoff (nothing was
 generated yet, so a retry is safe); read timeouts and broken streams are not
 (the server may still be working, and a chunk's translation is worthless if
-late). Every failure is an :class:`LlmError`; server-side faults count against
-the breaker, request faults (4xx) do not.
+late). Besides the per-read timeout (the longest silence between two SSE
+events), a whole completion has a deadline (``FaultParams.request_deadline``):
+a stalled network or a server trickling tokens ends the chunk's request on
+time instead of holding the session's finisher, and with it every later
+chunk, for up to ``max_tokens`` × ``read_timeout``. Every failure is an
+:class:`LlmError`; server-side faults (deadline included) count against the
+breaker, request faults (4xx) do not.
 """
 
 from __future__ import annotations
@@ -129,10 +134,14 @@ class ChatClient:
         except CircuitOpenError as exc:
             raise LlmError(str(exc), outage=True) from exc
         verdict: bool | None = None
+        # One deadline for the whole completion, applied to each await on the
+        # network separately (never across a yield, where the consumer runs).
+        deadline = asyncio.get_running_loop().time() + self._faults.request_deadline
         try:
-            response = await self._send(body, headers)
+            async with asyncio.timeout_at(deadline):
+                response = await self._send(body, headers)
             try:
-                async for item in _parse_sse(response):
+                async for item in _parse_sse(response, deadline):
                     yield item
             finally:
                 await response.aclose()
@@ -140,6 +149,11 @@ class ChatClient:
         except LlmError as exc:
             verdict = not exc.outage
             raise
+        except TimeoutError as exc:
+            verdict = False
+            raise LlmError(
+                f"LLM did not finish within {self._faults.request_deadline:g} s", outage=True
+            ) from exc
         except httpx.TimeoutException as exc:
             verdict = False
             raise LlmError(f"LLM timed out: {type(exc).__name__}", outage=True) from exc
@@ -192,12 +206,22 @@ class ChatClient:
         return random.uniform(0, delay)
 
 
-async def _parse_sse(response: httpx.Response) -> AsyncIterator[StreamItem]:
-    """OpenAI streaming chunks → :class:`TextDelta`s, then one :class:`StreamEnd`."""
+async def _parse_sse(response: httpx.Response, deadline: float) -> AsyncIterator[StreamItem]:
+    """OpenAI streaming chunks → :class:`TextDelta`s, then one :class:`StreamEnd`.
+
+    Each read must complete before ``deadline`` (event-loop time), else
+    :class:`TimeoutError`.
+    """
     finish_reason: str | None = None
     usage: Mapping[str, Any] = {}
     done = False
-    async for line in response.aiter_lines():
+    lines = response.aiter_lines()
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                line = await anext(lines)
+        except StopAsyncIteration:
+            break
         if not line.startswith("data:"):
             # Comments (":"), "event:"/"id:" fields and blank separators.
             continue

@@ -73,6 +73,13 @@ class FaultParams:
     # Longest silence between two SSE chunks (also bounds time to first token).
     read_timeout: float = 20.0
     write_timeout: float = 10.0
+    # Longest one whole completion may take, from sending the request to its
+    # last SSE event (connect retries included). A session translates its
+    # chunks one turn at a time, so every second a turn waits is a second of
+    # lag for all its later chunks: a stalled network or a server trickling
+    # tokens must end the turn on time (a partial or empty commit) rather than
+    # after up to max_tokens × read_timeout. Counts against the breaker.
+    request_deadline: float = 10.0
     # Retries of requests that failed to connect; nothing was generated yet, so
     # retrying is safe. Read timeouts are not retried: the server may still be
     # working on the request and a retry would double its load.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.vllm_server import VllmServer, vllm, vllm_server  # noqa: F401  (fixtures)
+from tests.support.vllm_server import VllmServer
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"

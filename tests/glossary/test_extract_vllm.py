@@ -22,7 +22,7 @@ from glossary.extract import (
     draft_glossary,
     filter_and_translate,
 )
-from tests.support.vllm_server import VllmServer, vllm, vllm_server  # noqa: F401  (fixtures)
+from tests.support.vllm_server import VllmServer
 from tests.translator.realvllm import RecordingTransport
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(300)]

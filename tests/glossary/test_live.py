@@ -3,9 +3,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from glossary.live import GlossaryWatcher
 from glossary.model import GlossaryEntry, GlossarySnapshot
 from glossary.store import GlossaryStore
+from server.errors import ErrorCode, RasstError
 
 ENTRY = GlossaryEntry("GPU", {"de": ("Grafikprozessor",)})
 
@@ -73,3 +76,55 @@ async def test_other_tenants_changes_are_not_delivered(store: GlossaryStore) -> 
     pending.cancel()
     await asyncio.gather(pending, return_exceptions=True)
     await updates.aclose()
+
+
+class _FlakyStore:
+    """A store whose database is unavailable for the first ``outage`` polls."""
+
+    def __init__(self, store: GlossaryStore, outage: int) -> None:
+        self._store = store
+        self.outage = outage
+        self.polls = 0
+
+    def subscribe(self, listener: object) -> object:
+        return self._store.subscribe(listener)  # type: ignore[arg-type]
+
+    def current_versions(self, tenant: str, ids: list[str]) -> dict[str, int]:
+        self.polls += 1
+        if self.polls <= self.outage:
+            raise RasstError(ErrorCode.STORE_UNAVAILABLE, "down")
+        return self._store.current_versions(tenant, ids)
+
+    def get_snapshot(self, tenant: str, glossary_id: str) -> GlossarySnapshot:
+        return self._store.get_snapshot(tenant, glossary_id)
+
+
+async def test_watch_survives_a_database_outage_and_delivers_the_change_made_meanwhile(
+    store: GlossaryStore,
+) -> None:
+    info = store.create_glossary("default", "a", "en", [ENTRY])
+    flaky = _FlakyStore(store, outage=4)
+    watcher = GlossaryWatcher(flaky, poll_interval=0.05, max_retry_interval=0.2)  # type: ignore[arg-type]
+    updates = watcher.watch("default", [info.id], since={info.id: 1})
+    pending = asyncio.ensure_future(_next(updates, 10))
+    await asyncio.sleep(0.02)
+    # Made during the outage (by another process: no notification reaches the watcher).
+    GlossaryStore.patch_glossary(store, "default", info.id, add=[GlossaryEntry("LoRA", {})])
+    snapshots = await pending
+    assert flaky.polls > flaky.outage, "the watcher kept polling through the outage"
+    assert [(s.id, s.version) for s in snapshots] == [(info.id, 2)]
+    await updates.aclose()
+
+
+async def test_watch_does_not_hide_other_store_errors(store: GlossaryStore) -> None:
+    info = store.create_glossary("default", "a", "en", [ENTRY])
+
+    class Broken(_FlakyStore):
+        def current_versions(self, tenant: str, ids: list[str]) -> dict[str, int]:
+            raise RasstError(ErrorCode.INTERNAL_ERROR, "a bug")
+
+    watcher = GlossaryWatcher(Broken(store, 0), poll_interval=0.05)  # type: ignore[arg-type]
+    updates = watcher.watch("default", [info.id], since={info.id: 1})
+    with pytest.raises(RasstError) as raised:
+        await _next(updates, 5)
+    assert raised.value.code is ErrorCode.INTERNAL_ERROR

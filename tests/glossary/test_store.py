@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import socket
+import sqlite3
+from pathlib import Path
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
 from glossary.auth import authenticate
 from glossary.model import GlossaryEntry
@@ -137,3 +142,54 @@ def test_large_glossary_round_trips(store: GlossaryStore) -> None:
     entries = [GlossaryEntry(f"term {i}", {"de": (f"Begriff {i}",)}) for i in range(20_000)]
     info = store.create_glossary("default", "big", "en", entries)
     assert store.get_snapshot("default", info.id).entries == tuple(entries)
+
+
+def test_unreachable_database_is_store_unavailable_not_a_crash() -> None:
+    # Nothing listens on this port: the PostgreSQL server is down.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = GlossaryStore.from_url(f"postgresql://postgres@127.0.0.1:{port}/rasst")
+    try:
+        for call in (
+            lambda: store.list_glossaries("default"),
+            lambda: store.current_versions("default", ["gl_x"]),
+            lambda: store.create_glossary("default", "a", "en", []),
+        ):
+            with pytest.raises(RasstError) as raised:
+                call()
+            assert raised.value.code is ErrorCode.STORE_UNAVAILABLE
+            assert raised.value.http_status == 503
+    finally:
+        store.close()
+
+
+def test_sqlite_programming_errors_are_not_reported_as_unavailable(tmp_path: Path) -> None:
+    store = GlossaryStore.from_url(f"sqlite:///{tmp_path / 'no-schema.db'}")
+    try:
+        # No create_schema(): "no such table" is a bug, not an outage.
+        with pytest.raises(OperationalError):
+            store.list_glossaries("default")
+    finally:
+        store.close()
+
+
+def test_sqlite_locked_past_the_busy_timeout_is_store_unavailable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'locked.db'}"
+    store = GlossaryStore.from_url(url)
+    store.create_schema()
+    holder = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+
+        @event.listens_for(store.engine, "connect")
+        def _short_wait(dbapi_connection: object, _record: object) -> None:
+            dbapi_connection.execute("PRAGMA busy_timeout=100")  # type: ignore[attr-defined]
+
+        store.engine.dispose()
+        with pytest.raises(RasstError) as raised:
+            store.create_glossary("default", "a", "en", [])
+        assert raised.value.code is ErrorCode.STORE_UNAVAILABLE
+    finally:
+        holder.close()
+        store.close()

@@ -61,4 +61,3 @@ async def test_thirty_two_real_time_sessions_lose_no_audio(gateway: LiveServer) 
     summary = cut[-1]
     assert summary["type"] == "session.summary" and summary["reason"] == "completed"
     assert summary["audio_seconds"] == pytest.approx(len(SPEECH) / 16000, abs=1e-3)
-

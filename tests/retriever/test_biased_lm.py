@@ -35,7 +35,11 @@ def test_base_lm_matches_the_default_model(base_lm: Path) -> None:
             if in_unigrams and line.startswith("\\"):
                 break
             parts = line.split("\t")
-            if in_unigrams and len(parts) == 3 and parts[1] in {"language", "model", "speech", "borrowing"}:
+            if (
+                in_unigrams
+                and len(parts) == 3
+                and parts[1] in {"language", "model", "speech", "borrowing"}
+            ):
                 # Common words are likelier than rare ones, and every value is a real log10.
                 assert -7.0 < float(parts[0]) < -1.0 and np.isfinite(float(parts[2]))
                 assert np.isfinite(model.prob([parts[1]]))
@@ -57,7 +61,9 @@ def test_corrupt_base_lm_dump_is_refused_and_rebuilt(base_lm: Path, tmp_path: Pa
 
 
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite is installed by make test")
-def test_biased_lm_recognises_glossary_terms_the_default_lm_misses(base_lm: Path, tmp_path: Path) -> None:
+def test_biased_lm_recognises_glossary_terms_the_default_lm_misses(
+    base_lm: Path, tmp_path: Path
+) -> None:
     text = "so what is lexical borrowing and why does it matter for an annotated corpus"
     wav = tmp_path / "term.wav"
     subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(wav)], check=True)

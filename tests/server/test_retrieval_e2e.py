@@ -11,6 +11,7 @@ a hand-made alignment.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from server.client import RasstStream, StreamOptions, read_wav, send_paced
+from tests.reliability.faults import FaultRecord, audio_not_done, record
 from tests.support.live_server import TWO_CITIES, LiveServer, free_port, start_server
 from tests.support.retriever_service import start_retriever
 
@@ -162,6 +164,7 @@ async def test_retriever_outage_warns_once_and_terms_come_back(tmp_path: Path) -
     try:
         glossary_id = upload(server)
         state: dict[str, int | None] = {"killed_at": None, "restarted_at": None}
+        times: dict[str, float] = {}
 
         async def on_event(event: dict[str, Any]) -> None:
             # Kill the service after the first terms; restart it three chunks later.
@@ -169,6 +172,7 @@ async def test_retriever_outage_warns_once_and_terms_come_back(tmp_path: Path) -
             if event["type"] == "terms" and event["terms"] and killed is None:
                 state["killed_at"] = event["chunk"]
                 await asyncio.to_thread(services[-1].kill)
+                times["killed"] = time.monotonic()
             elif (
                 event["type"] == "chunk.done"
                 and killed is not None
@@ -177,6 +181,9 @@ async def test_retriever_outage_warns_once_and_terms_come_back(tmp_path: Path) -
             ):
                 state["restarted_at"] = event["chunk"]
                 services.append(await asyncio.to_thread(start_retriever, log_path, port))
+                times["restarted"] = time.monotonic()
+            elif event["type"] == "terms" and event["terms"] and "restarted" in times:
+                times.setdefault("back", time.monotonic())
 
         events = await stream(server, glossary_id, speed=1.0, on_event=on_event)
         killed_at, restarted_at = state["killed_at"], state["restarted_at"]
@@ -191,6 +198,19 @@ async def test_retriever_outage_warns_once_and_terms_come_back(tmp_path: Path) -
         assert any(
             e["type"] == "terms" and e["terms"] and e["chunk"] > restarted_at for e in events
         ), terms_by_chunk(events)
+        record(
+            FaultRecord(
+                fault="Retriever service killed",
+                injected="SIGKILL of the remote retriever service mid-session, restarted 3 chunks later",
+                duration_s=round(times["restarted"] - times["killed"], 1),
+                client_saw=[w["code"] for w in warnings],
+                recovery_s=round(times["back"] - times["restarted"], 1),
+                audio_not_done_s=audio_not_done(events),
+                notes="captions and chunk.done went on; terms back after the restart "
+                "(recovery: restart to the next terms event, which waits for a spoken term)",
+                test="tests/server/test_retrieval_e2e.py",
+            )
+        )
     finally:
         server.stop()
         for service in services:

@@ -42,6 +42,31 @@ def _free_port() -> int:
 @dataclass(frozen=True)
 class PostgresServer:
     port: int
+    # How to stop and start this cluster again (fault tests); None: not ours to control.
+    pg_ctl: tuple[str, ...] | None = None
+    start_args: tuple[str, ...] = ()
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server (``immediate``: like a crash, no checkpoint); the cluster stays."""
+        assert self.pg_ctl is not None, "this server cannot be stopped"
+        subprocess.run(
+            [*self.pg_ctl, "-m", mode, "-w", "stop"], check=True, capture_output=True, timeout=60
+        )
+
+    def start(self) -> None:
+        """Start it again on the same port, with the same data."""
+        assert self.pg_ctl is not None, "this server cannot be started"
+        subprocess.run(
+            [*self.pg_ctl, *self.start_args, "-w", "-t", "60", "start"],
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
+
+    def running(self) -> bool:
+        if self.pg_ctl is None:
+            return True
+        return subprocess.run([*self.pg_ctl, "status"], capture_output=True).returncode == 0
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -117,7 +142,11 @@ def postgres_server() -> Iterator[PostgresServer]:
             capture_output=True,
             timeout=90,
         )
-        yield PostgresServer(port)
+        yield PostgresServer(
+            port,
+            (*runner, str(bin_dir / "pg_ctl"), "-D", str(data)),
+            ("-l", str(logfile), "-o", options),
+        )
     except subprocess.CalledProcessError as exc:
         log = logfile.read_text(errors="replace") if logfile.exists() else ""
         pytest.fail(f"PostgreSQL did not start: {exc.stderr!r}\n{log}", pytrace=False)

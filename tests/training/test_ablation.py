@@ -20,7 +20,7 @@ from server.training.ablation import (
     wrong_copy_rate,
 )
 from server.training.glossary_file import glossary_pairs, load_glossary
-from tests.support.vllm_server import VllmServer, vllm, vllm_server  # noqa: F401  (fixtures)
+from tests.support.vllm_server import VllmServer
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"

@@ -1,5 +1,2 @@
-"""Fixtures for the translator tests; the real-vLLM fixtures live in tests/support."""
-
-from tests.support.vllm_server import vllm, vllm_server
-
-__all__ = ["vllm", "vllm_server"]
+"""Fixtures for the translator tests: the real-vLLM ones (``vllm``, ``vllm_server``)
+come from tests/conftest.py, so every directory shares one server per test session."""

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from server.client import RasstStream, StreamOptions, read_wav, stream_wav
+from tests.reliability.faults import FaultRecord, audio_not_done, record
 from tests.support.live_server import TWO_CITIES, LiveServer, start_server
 from tests.support.vllm_server import VllmServer
 
@@ -101,6 +102,7 @@ async def test_killing_vllm_mid_session_warns_and_translation_resumes(
     killed = asyncio.Event()
     restarted = asyncio.Event()
     resumed = asyncio.Event()
+    times: dict[str, float] = {}
 
     async with RasstStream(llm_gateway.ws_url, options) as stream:
 
@@ -116,13 +118,16 @@ async def test_killing_vllm_mid_session_warns_and_translation_resumes(
                 commit = event["type"] == "translation.commit"
                 if commit and event["text"] and not killed.is_set():
                     vllm.kill()
+                    times["killed"] = time.monotonic()
                     killed.set()
-                if commit and event["text"] and restarted.is_set():
+                if commit and event["text"] and restarted.is_set() and not resumed.is_set():
+                    times["resumed"] = time.monotonic()
                     resumed.set()
 
         async def restart_when_warned() -> None:
             await killed.wait()
             await asyncio.to_thread(vllm.start)
+            times["restarted"] = time.monotonic()
             restarted.set()
 
         async with asyncio.timeout(600), asyncio.TaskGroup() as group:
@@ -140,3 +145,18 @@ async def test_killing_vllm_mid_session_warns_and_translation_resumes(
     assert outage
     assert resumed.is_set()
     assert events[-1]["type"] == "session.summary"
+    record(
+        FaultRecord(
+            fault="vLLM killed",
+            injected="SIGKILL of the vLLM process group mid-session, restarted at once",
+            duration_s=round(times["restarted"] - times["killed"], 1),
+            client_saw=["llm_unavailable", "empty translation.commit"],
+            recovery_s=round(times["resumed"] - times["restarted"], 1),
+            audio_not_done_s=audio_not_done(events),
+            notes=(
+                f"{len(outage)} chunk(s) committed empty during the outage; captions and "
+                "chunk.done went on (the outage lasts vLLM's start-up)"
+            ),
+            test="tests/translator/test_gateway_vllm.py",
+        )
+    )

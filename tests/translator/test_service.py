@@ -312,6 +312,81 @@ async def test_read_timeout_is_not_retried() -> None:
     await service.aclose()
 
 
+class _Trickle(httpx.AsyncByteStream):
+    """An SSE stream that sends one event every ``interval`` seconds (a crawling server)."""
+
+    def __init__(self, events: list[bytes], interval: float) -> None:
+        self.events = events
+        self.interval = interval
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for event in self.events:
+            await asyncio.sleep(self.interval)
+            yield event
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_request_deadline_ends_a_trickling_completion_with_a_partial_commit() -> None:
+    # Every event arrives well within the read timeout, but the whole answer would
+    # take 40 × 0.05 s: the deadline ends it, keeps what arrived, and warns.
+    trickle = _Trickle(sse_events(["片段"] * 40), interval=0.05)
+    recorder = Recorder(replies=[lambda request: _event_stream_response(trickle)])
+    service = VllmTranslatorService(
+        TranslatorParams(
+            url="http://vllm.test:8000",
+            model="m",
+            faults=FaultParams(read_timeout=5.0, request_deadline=0.5, breaker_failures=1),
+        ),
+        transport=recorder.transport(),
+    )
+    warnings: list[StageWarning] = []
+    session = await service.open_session(context("zh"), warnings.append)
+    started = asyncio.get_running_loop().time()
+    (commit,) = _commits(await _collect(session.translate(chunk(0), ZH_TERMS))).values()
+    assert asyncio.get_running_loop().time() - started < 2.0
+    assert commit.text.startswith("片段") and commit.text != "片段" * 40
+    assert commit.extra["incomplete"] is True
+    assert "within 0.5 s" in str(commit.extra["error"])
+    assert [w.code for w in warnings] == ["llm_unavailable"]
+    assert trickle.closed, "the response was closed (vLLM aborts the request)"
+    assert isinstance(session, VllmSessionTranslator)
+    assert len(session.history("zh")) == 0
+    # A deadline miss is an endpoint fault: it counts against the breaker.
+    assert service.client.breaker.state == "open"
+    await service.aclose()
+
+
+async def test_request_deadline_covers_a_response_that_never_starts() -> None:
+    async def never(request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    service = VllmTranslatorService(
+        TranslatorParams(
+            url="http://vllm.test:8000",
+            model="m",
+            faults=FaultParams(read_timeout=30.0, request_deadline=0.3),
+        ),
+        transport=httpx.MockTransport(never),
+    )
+    warnings: list[StageWarning] = []
+    session = await service.open_session(context("zh"), warnings.append)
+    async with asyncio.timeout(5):
+        (commit,) = _commits(
+            await _collect(session.translate(chunk(0), TermHits(chunk_index=0)))
+        ).values()
+    assert commit.text == "" and commit.extra["incomplete"] is False
+    assert [w.code for w in warnings] == ["llm_unavailable"]
+    await service.aclose()
+
+
+def _event_stream_response(stream: httpx.AsyncByteStream) -> httpx.Response:
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=stream)
+
+
 async def test_cancelling_the_consumer_cancels_the_request() -> None:
     recorder = Recorder()
     stream = EventStream(sse_events(["一", "二", "三"]), stall_after=2)
