@@ -17,6 +17,7 @@ short soak in the test suite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 RATE = 16000
 FRAME = RATE // 10
@@ -127,17 +129,21 @@ async def _speaker(
         reader = asyncio.create_task(read())
         started = time.monotonic()
         frames = 0
-        while result.sent_samples < total:
-            offset = result.sent_samples % len(speech)
-            size = min(FRAME, total - result.sent_samples, len(speech) - offset)
-            await ws.send(speech[offset : offset + size].tobytes())
-            result.sent_samples += size
-            frames += 1
-            pause = started + frames * FRAME / RATE - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
-        await ws.send(json.dumps({"type": "session.end"}))
-        await asyncio.wait_for(reader, timeout=seconds + 600)
+        try:
+            while result.sent_samples < total:
+                offset = result.sent_samples % len(speech)
+                size = min(FRAME, total - result.sent_samples, len(speech) - offset)
+                await ws.send(speech[offset : offset + size].tobytes())
+                result.sent_samples += size
+                frames += 1
+                pause = started + frames * FRAME / RATE - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+            await ws.send(json.dumps({"type": "session.end"}))
+        except ConnectionClosed:
+            pass  # the server ended the session (its error event says why)
+        with contextlib.suppress(ConnectionClosed):
+            await asyncio.wait_for(reader, timeout=seconds + 600)
 
 
 async def soak(
