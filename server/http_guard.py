@@ -8,6 +8,8 @@ too; nothing beyond the limit is ever buffered.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
 from typing import Any
@@ -20,6 +22,11 @@ from server.ratelimit import RateLimiter, caller_identity
 # Audience-facing paths stay unlimited: a whole conference hall may share one
 # address, and a viewer token grants read access only.
 _UNLIMITED_PREFIXES = ("/v1/view/",)
+# A refused body is read and discarded (up to this much, for this long) before the 413:
+# closing with unread data makes the kernel reset the connection, and the client would
+# lose the answer it has not read yet.
+_DRAIN_MAX_BYTES = 64 * 1024 * 1024
+_DRAIN_SECONDS = 10.0
 
 
 class _BodyTooLarge(Exception):
@@ -52,6 +59,8 @@ class RequestGuard:
                 return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._max_body:
+            if int(declared) <= _DRAIN_MAX_BYTES:
+                await _drain(receive)
             await _refuse(send, *self._too_large())
             return
         await self._guarded(scope, receive, send)
@@ -74,6 +83,8 @@ class RequestGuard:
                 received += len(message.get("body", b""))
                 if received > self._max_body:
                     refused = True
+                    if message.get("more_body", False):
+                        await _drain(receive)
                     if not response_started:
                         await _refuse(send, *self._too_large())
                     # The app sees a client that went away and stops reading.
@@ -94,6 +105,19 @@ class RequestGuard:
             if refused and _caused_by_limit(exc):
                 return
             raise
+
+
+async def _drain(receive: Receive) -> None:
+    drained = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            while drained < _DRAIN_MAX_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
 
 
 def _caused_by_limit(exc: BaseException) -> bool:
