@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from glossary.auth import key_from_headers
+
 _MAX_CALLERS = 50_000
 
 
@@ -67,12 +69,7 @@ def caller_identity(headers: Mapping[str, str], query_key: str | None, client: s
 
     The key is hashed so the limiter never holds a usable secret.
     """
-    key = query_key
-    authorization = headers.get("authorization", "")
-    if authorization.lower().startswith("bearer ") and authorization[7:].strip():
-        key = authorization[7:].strip()
-    elif headers.get("x-api-key", "").strip():
-        key = headers["x-api-key"].strip()
+    key = key_from_headers(headers.get("authorization"), headers.get("x-api-key")) or query_key
     if key:
         return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
     return f"addr:{client or 'unknown'}"

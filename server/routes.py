@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from glossary.auth import key_from_headers
 from server.errors import ErrorCode, RasstError
 from server.services import GatewayServices
 from server.session import StreamSession
@@ -95,8 +96,7 @@ def require_metrics_key(request: Request, services: ServicesDep) -> None:
     settings = services.settings
     if not settings.auth_enabled:
         return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else ""
+    token = key_from_headers(request.headers.get("authorization"), None) or ""
     accepted = [k for k in (settings.metrics_key, settings.admin_key) if k]
     if not token or not any(hmac.compare_digest(token.encode(), k.encode()) for k in accepted):
         raise RasstError(

@@ -45,6 +45,7 @@ import numpy as np
 from fastapi import WebSocket
 from pydantic import BaseModel
 
+from glossary.auth import key_from_headers
 from glossary.model import GlossarySnapshot
 from server.audio import (
     Chunker,
@@ -895,7 +896,7 @@ async def _close_quietly(ws: WebSocket, code: int, reason: str) -> None:
 
 
 def _api_key_from(ws: WebSocket) -> str | None:
-    auth = ws.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip() or None
-    return ws.headers.get("x-api-key") or ws.query_params.get("api_key")
+    headers = ws.headers
+    return key_from_headers(headers.get("authorization"), headers.get("x-api-key")) or (
+        ws.query_params.get("api_key")
+    )
