@@ -207,27 +207,18 @@ def _missing_environment(reason: str) -> None:
     pytest.skip(f"{reason}; run tests/support/vllm_env.sh to enable")
 
 
-# The server of this test process. Test packages import the fixture below into their
-# own modules or conftests, and each import is a separate pytest fixture definition with
-# its own session-scoped value: without this, every package would start its own vLLM.
-_shared: VllmServer | None = None
-
-
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
     """One real vLLM for the test session; tests may kill and restart it."""
-    global _shared
     python = vllm_python()
     if not python.exists():
         _missing_environment(f"no vLLM environment at {python}")
-    if _shared is not None:
-        yield _shared
-        return
-    _shared = server = launch(tmp_path_factory.mktemp("vllm"))
+    # Registered once, in tests/conftest.py: importing it elsewhere would make another
+    # session-scoped fixture and start a second server.
+    server = launch(tmp_path_factory.mktemp("vllm"))
     try:
         yield server
     finally:
-        _shared = None
         server.stop()
 
 
