@@ -399,7 +399,7 @@ def _config_json(config: EvalConfig) -> dict[str, Any]:
 
 def _tool_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
-    for package in ("rasst", "sacrebleu", "omnisteval", "mweralign", "pocketsphinx"):
+    for package in ("rasst", "sacrebleu", "omnisteval", "mweralign", "faster-whisper"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:

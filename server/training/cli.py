@@ -147,7 +147,7 @@ def slm_data_command(
             tau=settings.retrieval_tau,
             top_k=settings.retrieval_top_k,
             candidates=settings.retrieval_candidates,
-            biased_lm=settings.retrieval_biased_lm,
+            hotwords=settings.asr_hotwords,
             negative_tau=min(negative_tau, settings.retrieval_tau),
         )
     params = BuildParams(
