@@ -73,7 +73,7 @@ class EvalConfig:
     # Already uploaded glossaries (the sweep uploads once for many runs): skips the upload.
     glossary_ids: tuple[str, ...] = ()
     # Seconds a quiet session is held open first, so that the gateway's glossary index and
-    # biased decoder LM are built before the measured talks (see runner.warm_up).
+    # pronunciations are ready before the measured talks (see runner.warm_up).
     warmup_seconds: float = 30.0
     plots: bool = True
 
