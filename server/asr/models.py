@@ -95,8 +95,50 @@ def _wheel_base(cache_dir: Path | None) -> Path | None:
     return target
 
 
-def resolve_model(params: AsrModelParams) -> str:
-    """A local model directory, or a name faster-whisper downloads (hub)."""
+def hub_repository(name: str) -> str:
+    """The hub repository of a faster-whisper size name (``small`` →
+    ``Systran/faster-whisper-small``); a repository id is returned as it is."""
+    if "/" in name:
+        return name
+    from faster_whisper.utils import _MODELS
+
+    repo = _MODELS.get(name)
+    if repo is None:
+        raise AsrModelError(
+            f"unknown speech model {name!r}: use a faster-whisper size "
+            f"({', '.join(sorted(_MODELS))}), a hub id or a local directory"
+        )
+    return str(repo)
+
+
+def download(name: str) -> str:
+    """Download a hub model (once: the Hugging Face cache keeps it), showing progress."""
+    import huggingface_hub
+
+    repo = hub_repository(name)
+    log.info("downloading speech model %s from the Hugging Face hub (first use only)", repo)
+    try:
+        return str(
+            huggingface_hub.snapshot_download(
+                repo,
+                allow_patterns=[
+                    "config.json",
+                    "preprocessor_config.json",
+                    "model.bin",
+                    "tokenizer.json",
+                    "vocabulary.*",
+                ],
+            )
+        )
+    except Exception as exc:
+        raise AsrModelError(
+            f"cannot download speech model {repo!r} ({exc.__class__.__name__}: {exc}); "
+            "without internet use tiny.en, base or a local directory"
+        ) from exc
+
+
+def resolve_model(params: AsrModelParams, *, fetch: bool = False) -> str:
+    """A local model directory; other names are hub models, downloaded when ``fetch``."""
     name = params.model.strip()
     local = Path(name).expanduser()
     if local.is_dir():
@@ -107,7 +149,7 @@ def resolve_model(params: AsrModelParams) -> str:
         return str(path)
     if name == "base" and (path := _wheel_base(params.cache_dir)) is not None:
         return str(path)
-    return name
+    return download(name) if fetch else hub_repository(name)
 
 
 def _device(params: AsrModelParams) -> str:
@@ -125,7 +167,7 @@ def load_model(params: AsrModelParams) -> Any:
     """A ``faster_whisper.WhisperModel`` (blocking: seconds, or minutes when it downloads)."""
     from faster_whisper import WhisperModel
 
-    source = resolve_model(params)
+    source = resolve_model(params, fetch=True)
     device = _device(params)
     compute = params.compute_type
     if compute == "default":

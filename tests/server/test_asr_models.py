@@ -32,11 +32,23 @@ def test_a_local_directory_is_used_as_it_is(tmp_path: Path) -> None:
         resolve_model(AsrModelParams(model=str(tmp_path)))
 
 
-def test_other_names_are_left_to_the_hub_download() -> None:
-    assert resolve_model(AsrModelParams(model="large-v3")) == "large-v3"
+def test_other_names_are_hub_models() -> None:
+    assert resolve_model(AsrModelParams(model="large-v3")) == "Systran/faster-whisper-large-v3"
     assert resolve_model(AsrModelParams(model="Systran/faster-whisper-small")) == (
         "Systran/faster-whisper-small"
     )
+    with pytest.raises(AsrModelError, match="unknown speech model 'huge'"):
+        resolve_model(AsrModelParams(model="huge"))
+
+
+def test_a_model_that_cannot_be_downloaded_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # No hub here: offline mode answers at once instead of waiting for a timeout.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(AsrModelError, match="cannot download speech model"):
+        load_model(AsrModelParams(model="small.en"))
 
 
 def test_an_unloadable_model_is_a_clear_error(tmp_path: Path) -> None:
