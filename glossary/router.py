@@ -577,7 +577,7 @@ async def _read_upload(request: Request, store: GlossaryStore) -> UploadRequest:
         ImportReport(format="unknown"),
     )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:
         raise too_large
     body = bytearray()
     async for chunk in request.stream():
@@ -663,7 +663,7 @@ async def _read_extract_form(
         detail={"file": None, "reason": "request_too_large"},
     )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:
         raise too_large
 
     async def bounded() -> AsyncGenerator[bytes, None]:
@@ -790,7 +790,8 @@ def _expected_version(if_match: str | None) -> int | None:
         return None
     for tag in _etags(if_match):
         value = tag.strip('"')
-        if value.isdigit():
+        # ASCII digits only: "²".isdigit() is true but int("²") raises.
+        if value.isascii() and value.isdigit():
             return int(value)
     raise RasstError(
         ErrorCode.PRECONDITION_FAILED, f"If-Match {if_match!r} is not an ETag we issue"

@@ -890,9 +890,19 @@ def _primary_failure(failures: BaseExceptionGroup) -> BaseException:
 async def _close_quietly(ws: WebSocket, code: int, reason: str) -> None:
     try:
         async with asyncio.timeout(_SEND_TIMEOUT):
-            await ws.close(code=code, reason=reason[:120])
-    except Exception:
-        pass
+            await ws.close(code=code, reason=close_reason(reason))
+    except Exception as exc:
+        log.debug("closing the WebSocket failed: %r", exc)
+
+
+# RFC 6455 5.5: a control frame's payload is at most 125 bytes, 2 of them the code.
+_MAX_CLOSE_REASON_BYTES = 123
+
+
+def close_reason(reason: str) -> str:
+    """``reason`` cut to what a close frame can carry: 123 bytes of UTF-8, whole characters."""
+    data = reason.encode("utf-8", "replace")[:_MAX_CLOSE_REASON_BYTES]
+    return data.decode("utf-8", "ignore")
 
 
 def _api_key_from(ws: WebSocket) -> str | None:

@@ -1,0 +1,178 @@
+"""Regressions of issue 22 (second reliability round): hostile strings, types and sizes.
+
+Each case once ended in a 1011 / 1006 close, a 500, or a traceback in the log; each now gets
+a stable error code and a documented close. A real gateway on loopback, a real WebSocket.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from server.session import close_reason
+from tests.support.live_server import LiveServer, start_server
+from tests.support.ws import Transcript, exchange, start_message
+
+CSV = "en,de\nneural network,neuronales Netz\n"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(
+        tmp_path_factory.mktemp("hostile"),
+        env={
+            "RASST_CAPTIONS": "false",
+            "RASST_SPEECH_WORKERS": "1",
+            "RASST_IDLE_TIMEOUT_SECONDS": "3",
+            "RASST_RESUME_GRACE_SECONDS": "1",
+        },
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
+        yield client
+
+
+def _assert_fatal(transcript: Transcript, code: str, close_code: int) -> dict:
+    errors = transcript.of_type("error")
+    assert errors, transcript.events
+    assert errors[-1]["code"] == code and errors[-1]["fatal"] is True
+    assert transcript.events[-1]["type"] == "session.summary"
+    assert transcript.close_code == close_code, transcript.close_code
+    return errors[-1]
+
+
+# -- item 2: lone surrogates (the JSON escape "\ud800") -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        (start_message(api_key="\ud800"), "api_key"),
+        (start_message(api_key="key\udfff"), "api_key"),
+        (start_message(glossary_ids=["\ud800"]), "glossary_ids.0"),
+        (start_message(client="\udc80"), "client"),
+        (start_message(audio={"encoding": "\ud800"}), "audio.encoding"),
+        (json.dumps({"type": "session.resume", "resume_token": "\ud800"}), "resume_token"),
+        (json.dumps({"type": "session.resume", "resume_token": "t", "api_key": "\ud800"}), "api_key"),
+    ],
+)
+async def test_lone_surrogate_strings_are_bad_message_not_internal_error(
+    server: LiveServer, message: str, field: str
+) -> None:
+    transcript = await exchange(server.ws_url, message, within=20)
+    error = _assert_fatal(transcript, "bad_message", 1007)
+    assert field in error["message"]
+
+
+# -- item 3: close reasons are cut in bytes -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        (json.dumps({"type": "é" * 40}), "unknown_event"),
+        (json.dumps({"type": "€" * 64}), "unknown_event"),
+        (json.dumps({"type": "😀" * 64}), "unknown_event"),
+        (start_message(glossary_ids=["é" * 64]), "glossary_not_found"),
+        (start_message(glossary_ids=["語" * 64]), "glossary_not_found"),
+    ],
+)
+async def test_non_ascii_error_messages_close_with_their_code(
+    server: LiveServer, message: str, code: str
+) -> None:
+    transcript = await exchange(server.ws_url, message, within=20)
+    # Before the fix: the close reason was cut at 120 characters (> 123 bytes), the close
+    # failed silently and the client saw 1006.
+    _assert_fatal(transcript, code, 1008)
+
+
+@pytest.mark.parametrize("char", ["a", "é", "€", "😀"])
+def test_close_reason_fits_a_close_frame(char: str) -> None:
+    for length in range(0, 140):
+        reason = close_reason(char * length)
+        assert len(reason.encode()) <= 123
+        assert (char * length).startswith(reason)
+        assert len(reason.encode()) > 123 - len(char.encode()) or reason == char * length
+    assert close_reason("\ud800" * 3) == "???"
+
+
+# -- item 7: integers are strict -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        (start_message(lm="2"), "lm"),
+        (start_message(lm=True), "lm"),
+        (start_message(lm=2.0), "lm"),
+        (start_message(audio={"sample_rate": "16000"}), "audio.sample_rate"),
+        (start_message(audio={"channels": "1"}), "audio.channels"),
+        (start_message(audio={"channels": True}), "audio.channels"),
+        (start_message(protocol_version=True), "protocol_version"),
+        (start_message(protocol_version="1"), "protocol_version"),
+        (json.dumps({"type": "session.resume", "resume_token": "t", "last_seq": "0"}), "last_seq"),
+        (
+            json.dumps({"type": "session.resume", "resume_token": "t", "protocol_version": True}),
+            "protocol_version",
+        ),
+    ],
+)
+async def test_integer_fields_refuse_strings_and_booleans(
+    server: LiveServer, message: str, field: str
+) -> None:
+    transcript = await exchange(server.ws_url, message, within=20)
+    error = _assert_fatal(transcript, "bad_message", 1007)
+    assert f": {field}: " in error["message"]
+    assert any(p["loc"] == field for p in error["detail"])
+
+
+async def test_integer_fields_still_take_integers(server: LiveServer) -> None:
+    transcript = await exchange(
+        server.ws_url,
+        start_message(lm=1, protocol_version=1, audio={"sample_rate": 16000, "channels": 1}),
+        b"\x00\x00" * 1600,
+        json.dumps({"type": "session.end"}),
+        within=30,
+    )
+    assert transcript.events[0]["type"] == "session.started"
+    assert transcript.events[-1]["reason"] == "completed"
+
+
+# -- item 4: If-Match with non-ASCII digits ----------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["²", "¹", "³", '"²"', "W/\"³\"", "1²"])
+async def test_if_match_with_non_ascii_digits_is_412_not_500(
+    http: httpx.AsyncClient, value: str
+) -> None:
+    created = await http.post("/v1/glossaries", files={"file": ("t.csv", CSV, "text/csv")})
+    assert created.status_code == 201, created.text
+    gid = created.json()["id"]
+    # Header bytes are Latin-1 on the wire; the server decodes them back to "²".
+    if_match = value.encode("latin-1")
+    responses = [
+        await http.patch(
+            f"/v1/glossaries/{gid}", json={"name": "renamed"}, headers={"If-Match": if_match}
+        ),
+        await http.put(
+            f"/v1/glossaries/{gid}",
+            files={"file": ("t.csv", CSV, "text/csv")},
+            headers={"If-Match": if_match},
+        ),
+        await http.delete(f"/v1/glossaries/{gid}", headers={"If-Match": if_match}),
+    ]
+    for response in responses:
+        assert response.status_code == 412, (response.request.method, response.text)
+        assert response.json()["error"]["code"] == "precondition_failed"
+    # The glossary is untouched and the ASCII ETag still works.
+    current = await http.get(f"/v1/glossaries/{gid}")
+    assert current.json()["name"] != "renamed"
+    assert (await http.delete(f"/v1/glossaries/{gid}", headers={"If-Match": '"1"'})).status_code == 204
