@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from glossary.auth import authenticate, check_admin
 from glossary.extract import (
@@ -568,6 +569,17 @@ def revoke_key(tenant_id: str, key_id: str, store: StoreDep) -> Response:
 # -- helpers -------------------------------------------------------------------------------------
 
 
+async def _body_chunks(request: Request) -> AsyncGenerator[bytes, None]:
+    """The request body as it arrives; a client that hangs up mid-body is a 400, not a crash."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise RasstError(
+            ErrorCode.BAD_REQUEST, "the client disconnected before the whole body arrived"
+        ) from None
+
+
 async def _read_upload(request: Request, store: GlossaryStore) -> UploadRequest:
     limit = store.limits.max_file_bytes
     cap = limit + _MULTIPART_OVERHEAD
@@ -580,7 +592,7 @@ async def _read_upload(request: Request, store: GlossaryStore) -> UploadRequest:
     if declared.isascii() and declared.isdigit() and int(declared) > cap:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in _body_chunks(request):
         body += chunk
         if len(body) > cap:
             raise too_large
@@ -668,7 +680,7 @@ async def _read_extract_form(
 
     async def bounded() -> AsyncGenerator[bytes, None]:
         received = 0
-        async for chunk in request.stream():
+        async for chunk in _body_chunks(request):
             received += len(chunk)
             if received > cap:
                 raise too_large

@@ -10,8 +10,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import glossary.router
 from glossary.store import GlossaryStore
@@ -193,7 +194,14 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    async def on_client_disconnect(request: Request, exc: Exception) -> Response:
+        # The client hung up while sending its body: nobody hears an answer, so no
+        # traceback and no error envelope, one line in the log.
+        log.info("client disconnected mid-request: %s %s", request.method, request.url.path)
+        return Response(status_code=400)
+
     app.add_exception_handler(RasstError, on_rasst_error)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
 

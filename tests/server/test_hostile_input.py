@@ -6,7 +6,10 @@ a stable error code and a documented close. A real gateway on loopback, a real W
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -61,7 +64,10 @@ def _assert_fatal(transcript: Transcript, code: str, close_code: int) -> dict:
         (start_message(client="\udc80"), "client"),
         (start_message(audio={"encoding": "\ud800"}), "audio.encoding"),
         (json.dumps({"type": "session.resume", "resume_token": "\ud800"}), "resume_token"),
-        (json.dumps({"type": "session.resume", "resume_token": "t", "api_key": "\ud800"}), "api_key"),
+        (
+            json.dumps({"type": "session.resume", "resume_token": "t", "api_key": "\ud800"}),
+            "api_key",
+        ),
     ],
 )
 async def test_lone_surrogate_strings_are_bad_message_not_internal_error(
@@ -149,7 +155,7 @@ async def test_integer_fields_still_take_integers(server: LiveServer) -> None:
 # -- item 4: If-Match with non-ASCII digits ----------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["²", "¹", "³", '"²"', "W/\"³\"", "1²"])
+@pytest.mark.parametrize("value", ["²", "¹", "³", '"²"', 'W/"³"', "1²"])
 async def test_if_match_with_non_ascii_digits_is_412_not_500(
     http: httpx.AsyncClient, value: str
 ) -> None:
@@ -175,4 +181,47 @@ async def test_if_match_with_non_ascii_digits_is_412_not_500(
     # The glossary is untouched and the ASCII ETag still works.
     current = await http.get(f"/v1/glossaries/{gid}")
     assert current.json()["name"] != "renamed"
-    assert (await http.delete(f"/v1/glossaries/{gid}", headers={"If-Match": '"1"'})).status_code == 204
+    assert (
+        await http.delete(f"/v1/glossaries/{gid}", headers={"If-Match": '"1"'})
+    ).status_code == 204
+
+
+# -- item 5: a client that hangs up mid-upload ------------------------------------------
+
+
+def _hang_up_mid_upload(server: LiveServer, method: str, path: str, body: bytes) -> None:
+    boundary = "b0undary"
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(body) + 100_000}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(head + body)
+        time.sleep(0.3)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/glossaries"),
+        ("PUT", "/v1/glossaries/{gid}"),
+        ("POST", "/v1/glossaries/extract"),
+    ],
+)
+async def test_hanging_up_mid_upload_logs_no_traceback(
+    server: LiveServer, http: httpx.AsyncClient, method: str, path: str
+) -> None:
+    created = await http.post("/v1/glossaries", files={"file": ("t.csv", CSV, "text/csv")})
+    gid = created.json()["id"]
+    before = len(server.log())
+    part = (
+        b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="t.csv"\r\n'
+        b"Content-Type: text/csv\r\n\r\nen,de\n" + b"x,y\n" * 500
+    )
+    await asyncio.to_thread(_hang_up_mid_upload, server, method, path.format(gid=gid), part)
+    # The server is fine and the glossary untouched.
+    assert (await http.get(f"/v1/glossaries/{gid}")).json()["version"] == 1
+    await asyncio.sleep(0.5)
+    log = server.log()[before:]
+    assert "Traceback" not in log and "Exception in ASGI application" not in log, log
