@@ -94,6 +94,7 @@ from server.ratelimit import caller_identity
 from server.services import GatewayServices
 from server.stages import NoRetriever, SessionContext, SessionRetriever, SessionTranslator
 from server.workers import SpeechSession, SpeechWorkerLost
+from server.ws_transport import TRANSPORT_FAULT
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +377,10 @@ class StreamSession:
             ) from None
         if message["type"] == "websocket.disconnect":
             raise _ClientGone()
+        fault = message.get(TRANSPORT_FAULT)
+        if fault is not None:
+            # An oversized or non-UTF-8 message, refused by the transport.
+            raise fault
         return message
 
     async def _receive_audio(self) -> None:

@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from server.session import close_reason
 from tests.support.live_server import LiveServer, start_server
-from tests.support.ws import Transcript, exchange, start_message
+from tests.support.ws import Transcript, exchange, read_all, start_message
 
 CSV = "en,de\nneural network,neuronales Netz\n"
 
@@ -225,3 +227,76 @@ async def test_hanging_up_mid_upload_logs_no_traceback(
     await asyncio.sleep(0.5)
     log = server.log()[before:]
     assert "Traceback" not in log and "Exception in ASGI application" not in log, log
+
+
+# -- item 8: messages over the transport limit, item 5: text frames that are not UTF-8 ----
+
+TRANSPORT_LIMIT = 4 * 1024 * 1024
+SILENCE = b"\x00\x00" * 1600
+
+
+async def _send_and_read(server: LiveServer, *messages: str | bytes | list[str]) -> Transcript:
+    transcript = Transcript()
+    async with connect(server.ws_url, max_size=2**22, close_timeout=5) as ws:
+        for message in messages:
+            try:
+                if isinstance(message, list):
+                    await ws.send(message)
+                elif isinstance(message, bytes) and message.startswith(b"\xff"):
+                    await ws.send(message, text=True)  # bytes the client does not check
+                else:
+                    await ws.send(message)
+            except ConnectionClosed:
+                break
+        return await read_all(ws, transcript, within=20)
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [start_message(), SILENCE, b"\x00" * (TRANSPORT_LIMIT + 2)],
+        [start_message(), SILENCE, b"\x00" * (5 * TRANSPORT_LIMIT)],
+        ["x" * (TRANSPORT_LIMIT + 1)],
+        [start_message(), ["y" * (1024 * 1024)] * 5],
+    ],
+    ids=["audio-over-limit", "audio-5x-limit", "text-first", "fragmented-text"],
+)
+async def test_message_over_the_transport_limit_ends_with_frame_too_large(
+    server: LiveServer, messages: list
+) -> None:
+    started = time.monotonic()
+    transcript = await _send_and_read(server, *messages)
+    # Before the fix: a bare close 1009 from the WebSocket layer, no event.
+    _assert_fatal(transcript, "frame_too_large", 1009)
+    assert time.monotonic() - started < 10
+    assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [b"\xff\xfe not utf-8"],
+        [start_message(), SILENCE, b"\xff\xc3\x28"],
+    ],
+    ids=["first", "midstream"],
+)
+async def test_text_frame_that_is_not_utf8_is_bad_message_without_a_traceback(
+    server: LiveServer, messages: list
+) -> None:
+    before = len(server.log())
+    transcript = await _send_and_read(server, *messages)
+    error = _assert_fatal(transcript, "bad_message", 1007)
+    assert "UTF-8" in error["message"]
+    await asyncio.sleep(0.3)
+    log = server.log()[before:]
+    assert "Traceback" not in log and " ERROR " not in log, log
+
+
+async def test_the_gateway_is_idle_after_the_hostile_inputs(http: httpx.AsyncClient) -> None:
+    # Sessions dropped above wait out the 1 s resume grace.
+    for _ in range(50):
+        sessions = (await http.get("/readyz")).json()["sessions"]
+        if not sessions:
+            break
+        await asyncio.sleep(0.2)
+    assert sessions == 0
