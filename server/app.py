@@ -32,7 +32,7 @@ from server.retrieval import (
     RemoteRetrieverService,
 )
 from server.routes import router
-from server.services import GatewayServices, SessionRegistry
+from server.services import AdmissionParams, GatewayServices, SessionRegistry
 from server.settings import Settings, get_settings
 from server.speech import FrontEndParams
 from server.translator import FaultParams, TranslatorParams, VllmTranslatorService
@@ -63,11 +63,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.callback(speech.close)
             retriever = _build_retriever(settings, speech)
             stack.push_async_callback(retriever.aclose)
+            metrics = GatewayMetrics()
+            admission = AdmissionParams(
+                max_sessions=settings.max_sessions,
+                max_per_tenant=settings.max_sessions_per_tenant,
+                max_detached_per_caller=settings.max_detached_sessions_per_caller,
+                max_detached_per_tenant=settings.max_detached_sessions_per_tenant,
+            )
             services = GatewayServices(
                 settings=settings,
-                metrics=GatewayMetrics(),
+                metrics=metrics,
                 speech=speech,
-                sessions=SessionRegistry(settings.max_sessions, settings.max_sessions_per_tenant),
+                sessions=SessionRegistry(admission, metrics),
                 rate_limiter=limiter,
                 glossaries=StoreGlossaryAccess(
                     store,

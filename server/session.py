@@ -149,6 +149,10 @@ class StreamSession:
         self._detached_at = 0.0
         self._released: asyncio.Event | None = None
         self._resume_token: str | None = None
+        # Who holds the slot while detached (the registry's budgets), and the grace timer.
+        self._caller = "unknown"
+        self._grace: asyncio.Timeout | None = None
+        self._evicted = False
         self._input_samples = 0
         # Stream accounting, in pipeline-rate samples.
         self._received_samples = 0
@@ -208,8 +212,11 @@ class StreamSession:
         except RasstError as exc:
             failure = exc
         except asyncio.CancelledError:
-            failure = RasstError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
-            reason = "shutdown"
+            if self._evicted:
+                reason = "disconnected"
+            else:
+                failure = RasstError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
+                reason = "shutdown"
         except Exception as exc:
             log.exception("session failed", extra={"session_id": self.session_id})
             failure = RasstError(ErrorCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__})")
@@ -274,6 +281,7 @@ class StreamSession:
             api_key or self._ws.query_params.get("api_key"),
             client.host if client else None,
         )
+        self._caller = caller
         wait = self._services.rate_limiter.acquire(caller)
         if wait > 0:
             raise RasstError(
@@ -755,6 +763,7 @@ class StreamSession:
         if self._released is not None:
             self._released.set()
         if self._resumable:
+            self._services.sessions.detached(self, self._caller, self._tenant)
             log.info(
                 "speaker connection lost; waiting %.0f s for session.resume",
                 self._settings.resume_grace_seconds,
@@ -763,15 +772,33 @@ class StreamSession:
 
     async def _await_client(self) -> None:
         """Wait for a resumed connection, at most the grace left; else the client is gone."""
-        if not self._resumable:
+        if not self._resumable or self._evicted:
             raise _ClientGone()
         left = self._settings.resume_grace_seconds - (time.monotonic() - self._detached_at)
         try:
-            async with asyncio.timeout(max(0.0, left)):
+            async with asyncio.timeout(max(0.0, left)) as self._grace:
                 await self._attached.wait()
         except TimeoutError:
-            self._metrics.disconnects.labels(outcome="expired").inc()
+            outcome = "evicted" if self._evicted else "expired"
+            self._metrics.disconnects.labels(outcome=outcome).inc()
             raise _ClientGone() from None
+        finally:
+            self._grace = None
+
+    def evict(self) -> None:
+        """The registry ended this dropped session (a budget needs its slot): stop now."""
+        if self._attached.is_set() or self._evicted:
+            return
+        self._evicted = True
+        log.info(
+            "dropped session evicted before its resume grace", extra={"session_id": self.session_id}
+        )
+        if self._grace is not None:
+            # Waiting for a resume: end the wait now.
+            self._grace.reschedule(asyncio.get_running_loop().time())
+        elif self._stream_task is not None and not self._stream_task.done():
+            # Still processing a tail nobody will collect.
+            self._stream_task.cancel()
 
     async def attach(self, websocket: WebSocket, last_seq: int) -> asyncio.Event:
         """Continue this session on ``websocket``: replay after ``last_seq``, then go live.
@@ -780,7 +807,7 @@ class StreamSession:
         session, or lost again); its handler must stay alive until then.
         """
         async with self._send_lock:
-            if not self._resumable:
+            if not self._resumable or self._evicted:
                 raise RasstError(ErrorCode.RESUME_FAILED, "the session has ended")
             previous = self._ws if self._attached.is_set() else None
             self._connection += 1
@@ -809,6 +836,7 @@ class StreamSession:
                 await self._send_text(text)
             self._released = asyncio.Event()
             self._attached.set()
+            self._services.sessions.reattached(self)
         self._metrics.disconnects.labels(outcome="resumed").inc()
         log.info(
             "session resumed: %d event(s) replayed, %d missed",
