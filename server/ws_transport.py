@@ -26,7 +26,7 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.frames import BINARY, CONT, TEXT, CloseCode, Frame
-from websockets.protocol import OPEN
+from websockets.protocol import CLOSING, OPEN
 from websockets.server import ServerProtocol
 
 from server.errors import ErrorCode, RasstError
@@ -49,7 +49,9 @@ class _SkippingServerProtocol(ServerProtocol):
         exc = sys.exc_info()[1]
         if (
             code == CloseCode.MESSAGE_TOO_BIG
-            and self.state is OPEN
+            # CLOSING: the session already closed; skip it all the same, so that
+            # unread bytes do not turn our close into a reset that loses its events.
+            and self.state in (OPEN, CLOSING)
             and isinstance(exc, PayloadTooBig)
             and exc.size is not None
             and not self.extensions  # a compressed payload was read whole already
