@@ -31,7 +31,9 @@ def check_admin(provided: str | None, admin_key: str | None) -> None:
         raise RasstError(
             ErrorCode.FORBIDDEN, "the admin API is disabled: set RASST_ADMIN_KEY to enable it"
         )
-    if not provided or not hmac.compare_digest(provided.encode(), admin_key.encode()):
+    if not provided or not hmac.compare_digest(
+        provided.encode("utf-8", "surrogatepass"), admin_key.encode()
+    ):
         raise RasstError(ErrorCode.UNAUTHORIZED, "admin key required")
 
 

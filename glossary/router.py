@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from glossary.auth import authenticate, check_admin
 from glossary.extract import (
@@ -568,6 +569,17 @@ def revoke_key(tenant_id: str, key_id: str, store: StoreDep) -> Response:
 # -- helpers -------------------------------------------------------------------------------------
 
 
+async def _body_chunks(request: Request) -> AsyncGenerator[bytes, None]:
+    """The request body as it arrives; a client that hangs up mid-body is a 400, not a crash."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise RasstError(
+            ErrorCode.BAD_REQUEST, "the client disconnected before the whole body arrived"
+        ) from None
+
+
 async def _read_upload(request: Request, store: GlossaryStore) -> UploadRequest:
     limit = store.limits.max_file_bytes
     cap = limit + _MULTIPART_OVERHEAD
@@ -577,10 +589,10 @@ async def _read_upload(request: Request, store: GlossaryStore) -> UploadRequest:
         ImportReport(format="unknown"),
     )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in _body_chunks(request):
         body += chunk
         if len(body) > cap:
             raise too_large
@@ -663,12 +675,12 @@ async def _read_extract_form(
         detail={"file": None, "reason": "request_too_large"},
     )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:
         raise too_large
 
     async def bounded() -> AsyncGenerator[bytes, None]:
         received = 0
-        async for chunk in request.stream():
+        async for chunk in _body_chunks(request):
             received += len(chunk)
             if received > cap:
                 raise too_large
@@ -790,7 +802,8 @@ def _expected_version(if_match: str | None) -> int | None:
         return None
     for tag in _etags(if_match):
         value = tag.strip('"')
-        if value.isdigit():
+        # ASCII digits only: "²".isdigit() is true but int("²") raises.
+        if value.isascii() and value.isdigit():
             return int(value)
     raise RasstError(
         ErrorCode.PRECONDITION_FAILED, f"If-Match {if_match!r} is not an ETag we issue"

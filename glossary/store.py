@@ -109,7 +109,7 @@ class ApiKeyRecord:
 def hash_api_key(key: str) -> str:
     # Keys are 256-bit random tokens, so a fast unsalted hash is enough: there
     # is nothing to brute-force that would be cheaper than guessing the key.
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _source_hash(source: str) -> str:

@@ -10,8 +10,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import glossary.router
 from glossary.store import GlossaryStore
@@ -33,7 +34,7 @@ from server.retrieval import (
     RemoteRetrieverService,
 )
 from server.routes import router
-from server.services import GatewayServices, SessionRegistry
+from server.services import AdmissionParams, GatewayServices, SessionRegistry
 from server.settings import Settings, get_settings
 from server.translator import FaultParams, TranslatorParams, VllmTranslatorService
 from server.workers import SpeechWorkerParams, SpeechWorkers
@@ -58,11 +59,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.callback(speech.close)
             retriever = _build_retriever(settings)
             stack.push_async_callback(retriever.aclose)
+            metrics = GatewayMetrics()
+            admission = AdmissionParams(
+                max_sessions=settings.max_sessions,
+                max_per_tenant=settings.max_sessions_per_tenant,
+                max_detached_per_caller=settings.max_detached_sessions_per_caller,
+                max_detached_per_tenant=settings.max_detached_sessions_per_tenant,
+            )
             services = GatewayServices(
                 settings=settings,
-                metrics=GatewayMetrics(),
+                metrics=metrics,
                 speech=speech,
-                sessions=SessionRegistry(settings.max_sessions, settings.max_sessions_per_tenant),
+                sessions=SessionRegistry(admission, metrics),
                 rate_limiter=limiter,
                 glossaries=StoreGlossaryAccess(
                     store,
@@ -201,7 +209,14 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    async def on_client_disconnect(request: Request, exc: Exception) -> Response:
+        # The client hung up while sending its body: nobody hears an answer, so no
+        # traceback and no error envelope, one line in the log.
+        log.info("client disconnected mid-request: %s %s", request.method, request.url.path)
+        return Response(status_code=400)
+
     app.add_exception_handler(RasstError, on_rasst_error)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
 

@@ -58,7 +58,7 @@ class RequestGuard:
                 )
                 return
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_body:
+        if declared.isascii() and declared.isdigit() and int(declared) > self._max_body:
             if int(declared) <= _DRAIN_MAX_BYTES:
                 await _drain(receive)
             await _refuse(send, *self._too_large())

@@ -59,6 +59,18 @@ class GatewayMetrics:
             ["outcome"],
             registry=r,
         )
+        self.sessions_detached = Gauge(
+            "rasst_sessions_detached",
+            "Sessions whose speaker connection dropped, waiting for session.resume.",
+            registry=r,
+        )
+        self.detached_evictions = Counter(
+            "rasst_detached_evictions_total",
+            "Dropped sessions ended before their resume grace, by the budget that needed the "
+            "slot (caller, tenant or capacity).",
+            ["budget"],
+            registry=r,
+        )
         self.errors = Counter(
             "rasst_errors_total", "Error events sent to clients, by code.", ["code"], registry=r
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from server.errors import ErrorCode, RasstError
 
@@ -29,13 +29,34 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Client integers are strict: "2", 2.0 and true are refused, not coerced (the schema says
+# integer, and a lax server would teach clients to send what stricter ones refuse).
+StrictInt = Annotated[int, Field(strict=True)]
+
+
+def _unicode_scalars(value: str) -> str:
+    # JSON may escape a lone surrogate ("\\ud800"); such a string cannot be encoded, stored,
+    # hashed or echoed back, so it is refused here, naming the field.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must not contain lone surrogates (\\ud800-\\udfff)") from None
+    return value
+
+
+# Free-form client strings (those without an ASCII pattern).
+Text = Annotated[str, AfterValidator(_unicode_scalars)]
+
+
 # -- client -> server ----------------------------------------------------------
 
 
 class AudioFormat(_Model):
-    encoding: str = Field(default="pcm_s16le", description="Only pcm_s16le (16-bit little-endian).")
-    sample_rate: int = Field(default=16000, description=f"One of {SUPPORTED_SAMPLE_RATES}.")
-    channels: int = Field(
+    encoding: Text = Field(
+        default="pcm_s16le", description="Only pcm_s16le (16-bit little-endian)."
+    )
+    sample_rate: StrictInt = Field(default=16000, description=f"One of {SUPPORTED_SAMPLE_RATES}.")
+    channels: StrictInt = Field(
         default=1, description="1 (mono) or 2 (interleaved stereo, mixed down to mono)."
     )
 
@@ -44,7 +65,7 @@ class SessionStart(_Model):
     """First message of every stream."""
 
     type: Literal["session.start"]
-    protocol_version: int = PROTOCOL_VERSION
+    protocol_version: StrictInt = PROTOCOL_VERSION
     source_language: str = Field(default="en", pattern=LANGUAGE_CODE)
     target_languages: list[Annotated[str, Field(pattern=LANGUAGE_CODE)]] = Field(
         default_factory=list,
@@ -52,15 +73,15 @@ class SessionStart(_Model):
         description="Languages to translate into; terms are reported with their translations "
         "into these. Empty: source captions only.",
     )
-    glossary_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+    glossary_ids: list[Annotated[Text, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=16
     )
-    lm: int = Field(default=2, ge=1, le=4, description="Chunk size = 0.96 s × lm.")
+    lm: StrictInt = Field(default=2, ge=1, le=4, description="Chunk size = 0.96 s × lm.")
     audio: AudioFormat = Field(default_factory=AudioFormat)
-    api_key: str | None = Field(
+    api_key: Text | None = Field(
         default=None, description="For clients that cannot set an Authorization header."
     )
-    client: str | None = Field(default=None, max_length=200, description="Free-form client name.")
+    client: Text | None = Field(default=None, max_length=200, description="Free-form client name.")
 
 
 class SessionEnd(_Model):
@@ -73,14 +94,14 @@ class SessionResume(_Model):
     """First message of a new connection that continues a dropped session."""
 
     type: Literal["session.resume"]
-    protocol_version: int = PROTOCOL_VERSION
-    resume_token: str = Field(min_length=1, max_length=128, description="From session.started.")
-    last_seq: int = Field(
+    protocol_version: StrictInt = PROTOCOL_VERSION
+    resume_token: Text = Field(min_length=1, max_length=128, description="From session.started.")
+    last_seq: StrictInt = Field(
         default=0,
         ge=0,
         description="`seq` of the last event the client received; later events are replayed.",
     )
-    api_key: str | None = Field(default=None, description="As in session.start.")
+    api_key: Text | None = Field(default=None, description="As in session.start.")
 
 
 ClientMessage = Annotated[SessionStart | SessionEnd | SessionResume, Field(discriminator="type")]
@@ -112,8 +133,11 @@ def parse_client_message(text: str) -> SessionStart | SessionEnd | SessionResume
             {"loc": ".".join(str(p) for p in err["loc"][1:]), "msg": err["msg"]}
             for err in exc.errors(include_url=False, include_input=False)
         ]
+        first = problems[0]
         raise RasstError(
-            ErrorCode.BAD_MESSAGE, f"invalid {raw['type']} message", detail=problems
+            ErrorCode.BAD_MESSAGE,
+            f"invalid {raw['type']} message: {first['loc'] or '(message)'}: {first['msg']}",
+            detail=problems,
         ) from None
 
 

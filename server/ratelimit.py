@@ -71,5 +71,5 @@ def caller_identity(headers: Mapping[str, str], query_key: str | None, client: s
     """
     key = key_from_headers(headers.get("authorization"), headers.get("x-api-key")) or query_key
     if key:
-        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+        return "key:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"addr:{client or 'unknown'}"

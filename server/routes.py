@@ -98,7 +98,9 @@ def require_metrics_key(request: Request, services: ServicesDep) -> None:
         return
     token = key_from_headers(request.headers.get("authorization"), None) or ""
     accepted = [k for k in (settings.metrics_key, settings.admin_key) if k]
-    if not token or not any(hmac.compare_digest(token.encode(), k.encode()) for k in accepted):
+    if not token or not any(
+        hmac.compare_digest(token.encode("utf-8", "surrogatepass"), k.encode()) for k in accepted
+    ):
         raise RasstError(
             ErrorCode.UNAUTHORIZED,
             "metrics need 'Authorization: Bearer <RASST_METRICS_KEY>' when auth is enabled",

@@ -10,8 +10,11 @@ from fastapi import FastAPI
 
 from server.app import create_app
 from server.settings import Settings
+from server.ws_transport import SessionWebSocketProtocol
 
 log = logging.getLogger(__name__)
+
+_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 class GracefulServer(uvicorn.Server):
@@ -43,7 +46,11 @@ def run(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level,
         log_config=None,
-        ws_max_size=4 * 1024 * 1024,
+        # The transport's limit on one message (text or audio); audio frames have their
+        # own, smaller RASST_MAX_FRAME_BYTES, checked by the session. Larger messages are
+        # skipped unread and end the session with frame_too_large (server/ws_transport.py).
+        ws=SessionWebSocketProtocol,
+        ws_max_size=max(_MAX_MESSAGE_BYTES, settings.max_frame_bytes),
         # Raw PCM barely compresses, and deflating every 100 ms frame costs both ends
         # CPU (a third of a client's time in the soak); events are small anyway.
         ws_per_message_deflate=False,

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -44,13 +44,43 @@ class GlossaryAccess(Protocol):
         ...
 
 
-class SessionRegistry:
-    """Live sessions: admission against the capacity limits, resume tokens, shutdown notice."""
+@dataclass(frozen=True, slots=True)
+class AdmissionParams:
+    """Capacity limits. A limit of 0 is no limit of its own (``max_sessions`` still applies)."""
 
-    def __init__(self, max_sessions: int, max_per_tenant: int = 0) -> None:
-        self._max = max_sessions
-        self._max_per_tenant = max_per_tenant
+    max_sessions: int
+    max_per_tenant: int = 0
+    # Dropped sessions waiting for session.resume, per caller (API key, else client
+    # address) and per tenant. Past a budget the oldest of that caller or tenant ends.
+    max_detached_per_caller: int = 0
+    max_detached_per_tenant: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Detached:
+    caller: str
+    tenant: str
+
+
+class SessionRegistry:
+    """Live sessions: admission against the capacity limits, resume tokens, shutdown notice.
+
+    A dropped session that waits for ``session.resume`` still holds its slot; so that
+    dropped connections cannot lock normal clients out, those sessions have their own
+    budget per caller and per tenant, and the oldest of them is evicted (ends as
+    ``disconnected``) before a new session is refused with ``server_busy``.
+    """
+
+    def __init__(self, params: AdmissionParams, metrics: GatewayMetrics | None = None) -> None:
+        self._params = params
+        self._max = params.max_sessions
+        self._max_per_tenant = params.max_per_tenant
+        self._metrics = metrics
         self._sessions: set[StreamSession] = set()
+        # Oldest first: insertion order is the order the connections dropped in.
+        self._detached: dict[StreamSession, _Detached] = {}
+        if metrics is not None:
+            metrics.sessions_detached.set_function(lambda: len(self._detached))
         self._per_tenant: Counter[str] = Counter()
         self._tenant_of: dict[StreamSession, str] = {}
         # sha256(resume token) -> session: the registry never holds a usable token.
@@ -69,6 +99,8 @@ class SessionRegistry:
     def admit(self, session: StreamSession, tenant: str) -> None:
         if self._closing:
             raise RasstError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
+        if len(self._sessions) >= self._max and self._detached:
+            self._evict(next(iter(self._detached)), "capacity")
         if len(self._sessions) >= self._max:
             raise RasstError(
                 ErrorCode.SERVER_BUSY,
@@ -86,6 +118,7 @@ class SessionRegistry:
         self._empty.clear()
 
     def remove(self, session: StreamSession) -> None:
+        self.reattached(session)
         if session in self._sessions:
             self._sessions.discard(session)
             tenant = self._tenant_of.pop(session)
@@ -96,6 +129,36 @@ class SessionRegistry:
             del self._resumable[digest]
         if not self._sessions:
             self._empty.set()
+
+    @property
+    def detached_count(self) -> int:
+        return len(self._detached)
+
+    def detached(self, session: StreamSession, caller: str, tenant: str) -> None:
+        """``session`` lost its connection and waits for a resume: apply the budgets."""
+        if session not in self._sessions:
+            return
+        self._detached.pop(session, None)
+        self._detached[session] = _Detached(caller, tenant)
+        self._enforce("caller", self._params.max_detached_per_caller, lambda d: d.caller == caller)
+        self._enforce("tenant", self._params.max_detached_per_tenant, lambda d: d.tenant == tenant)
+
+    def reattached(self, session: StreamSession) -> None:
+        self._detached.pop(session, None)
+
+    def _enforce(self, budget: str, limit: int, same: Callable[[_Detached], bool]) -> None:
+        if not limit:
+            return
+        mine = [s for s, d in self._detached.items() if same(d)]
+        for session in mine[: max(0, len(mine) - limit)]:
+            self._evict(session, budget)
+
+    def _evict(self, session: StreamSession, budget: str) -> None:
+        """End a dropped session now; its slot and resume token are freed at once."""
+        self.remove(session)
+        if self._metrics is not None:
+            self._metrics.detached_evictions.labels(budget=budget).inc()
+        session.evict()
 
     def issue_resume_token(self, session: StreamSession) -> str:
         token = secrets.token_urlsafe(32)
@@ -119,7 +182,7 @@ class SessionRegistry:
 
 
 def _token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass

@@ -98,6 +98,7 @@ from server.ratelimit import caller_identity
 from server.services import GatewayServices
 from server.stages import NoRetriever, SessionContext, SessionRetriever, SessionTranslator
 from server.workers import SpeechSession, SpeechWorkerLost
+from server.ws_transport import TRANSPORT_FAULT
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,10 @@ class StreamSession:
         self._detached_at = 0.0
         self._released: asyncio.Event | None = None
         self._resume_token: str | None = None
+        # Who holds the slot while detached (the registry's budgets), and the grace timer.
+        self._caller = "unknown"
+        self._grace: asyncio.Timeout | None = None
+        self._evicted = False
         self._input_samples = 0
         # Stream accounting, in pipeline-rate samples.
         self._received_samples = 0
@@ -247,8 +252,11 @@ class StreamSession:
         except RasstError as exc:
             failure = exc
         except asyncio.CancelledError:
-            failure = RasstError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
-            reason = "shutdown"
+            if self._evicted:
+                reason = "disconnected"
+            else:
+                failure = RasstError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
+                reason = "shutdown"
         except Exception as exc:
             log.exception("session failed", extra={"session_id": self.session_id})
             failure = RasstError(ErrorCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__})")
@@ -313,6 +321,7 @@ class StreamSession:
             api_key or self._ws.query_params.get("api_key"),
             client.host if client else None,
         )
+        self._caller = caller
         wait = self._services.rate_limiter.acquire(caller)
         if wait > 0:
             raise RasstError(
@@ -417,6 +426,10 @@ class StreamSession:
             ) from None
         if message["type"] == "websocket.disconnect":
             raise _ClientGone()
+        fault = message.get(TRANSPORT_FAULT)
+        if fault is not None:
+            # An oversized or non-UTF-8 message, refused by the transport.
+            raise fault
         return message
 
     async def _receive_audio(self) -> None:
@@ -815,6 +828,7 @@ class StreamSession:
         if self._released is not None:
             self._released.set()
         if self._resumable:
+            self._services.sessions.detached(self, self._caller, self._tenant)
             log.info(
                 "speaker connection lost; waiting %.0f s for session.resume",
                 self._settings.resume_grace_seconds,
@@ -823,15 +837,33 @@ class StreamSession:
 
     async def _await_client(self) -> None:
         """Wait for a resumed connection, at most the grace left; else the client is gone."""
-        if not self._resumable:
+        if not self._resumable or self._evicted:
             raise _ClientGone()
         left = self._settings.resume_grace_seconds - (time.monotonic() - self._detached_at)
         try:
-            async with asyncio.timeout(max(0.0, left)):
+            async with asyncio.timeout(max(0.0, left)) as self._grace:
                 await self._attached.wait()
         except TimeoutError:
-            self._metrics.disconnects.labels(outcome="expired").inc()
+            outcome = "evicted" if self._evicted else "expired"
+            self._metrics.disconnects.labels(outcome=outcome).inc()
             raise _ClientGone() from None
+        finally:
+            self._grace = None
+
+    def evict(self) -> None:
+        """The registry ended this dropped session (a budget needs its slot): stop now."""
+        if self._attached.is_set() or self._evicted:
+            return
+        self._evicted = True
+        log.info(
+            "dropped session evicted before its resume grace", extra={"session_id": self.session_id}
+        )
+        if self._grace is not None:
+            # Waiting for a resume: end the wait now.
+            self._grace.reschedule(asyncio.get_running_loop().time())
+        elif self._stream_task is not None and not self._stream_task.done():
+            # Still processing a tail nobody will collect.
+            self._stream_task.cancel()
 
     async def attach(self, websocket: WebSocket, last_seq: int) -> asyncio.Event:
         """Continue this session on ``websocket``: replay after ``last_seq``, then go live.
@@ -840,7 +872,7 @@ class StreamSession:
         session, or lost again); its handler must stay alive until then.
         """
         async with self._send_lock:
-            if not self._resumable:
+            if not self._resumable or self._evicted:
                 raise RasstError(ErrorCode.RESUME_FAILED, "the session has ended")
             previous = self._ws if self._attached.is_set() else None
             self._connection += 1
@@ -869,6 +901,7 @@ class StreamSession:
                 await self._send_text(text)
             self._released = asyncio.Event()
             self._attached.set()
+            self._services.sessions.reattached(self)
         self._metrics.disconnects.labels(outcome="resumed").inc()
         log.info(
             "session resumed: %d event(s) replayed, %d missed",
@@ -955,9 +988,19 @@ def _primary_failure(failures: BaseExceptionGroup) -> BaseException:
 async def _close_quietly(ws: WebSocket, code: int, reason: str) -> None:
     try:
         async with asyncio.timeout(_SEND_TIMEOUT):
-            await ws.close(code=code, reason=reason[:120])
-    except Exception:
-        pass
+            await ws.close(code=code, reason=close_reason(reason))
+    except Exception as exc:
+        log.debug("closing the WebSocket failed: %r", exc)
+
+
+# RFC 6455 5.5: a control frame's payload is at most 125 bytes, 2 of them the code.
+_MAX_CLOSE_REASON_BYTES = 123
+
+
+def close_reason(reason: str) -> str:
+    """``reason`` cut to what a close frame can carry: 123 bytes of UTF-8, whole characters."""
+    data = reason.encode("utf-8", "replace")[:_MAX_CLOSE_REASON_BYTES]
+    return data.decode("utf-8", "ignore")
 
 
 def _api_key_from(ws: WebSocket) -> str | None:

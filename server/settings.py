@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     # A client that drops may resume its session (same history, glossaries and
     # output) within this many seconds; 0 ends a session at its first disconnect.
     resume_grace_seconds: float = Field(default=30.0, ge=0)
+    # Dropped sessions waiting for a resume hold a slot: at most this many per caller
+    # (API key, else client address) and per tenant; past that the oldest ends. When
+    # the server is full, the oldest dropped session ends before anyone gets server_busy.
+    # 0: no budget of its own.
+    max_detached_sessions_per_caller: int = Field(default=8, ge=0)
+    max_detached_sessions_per_tenant: int = Field(default=32, ge=0)
 
     # Speech front end (silero VAD + Whisper captions), in worker processes.
     captions: bool = True

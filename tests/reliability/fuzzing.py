@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 _ENV = "RASST_FUZZ_EXAMPLES"
 
@@ -41,3 +42,36 @@ def fuzz_settings(ci_default: int, **overrides: object) -> settings:
     }
     options.update(overrides)
     return settings(**options)  # type: ignore[arg-type]
+
+
+# -- hostile strings, shared by the fuzz targets --------------------------------------------
+
+# What broke the gateway once (issue 22): lone surrogates (JSON escapes them, so they reach
+# the server), characters of 2 to 4 UTF-8 bytes (a close reason cut in characters, not
+# bytes, overflowed the 123-byte limit), and digits that are not ASCII ("²".isdigit()).
+TRICKY_CHARACTERS = ["\ud800", "\udfff", "\udc80", "é", "€", "語", "😀", "²", "¹", "³", "٣", "\x00"]
+
+
+def hostile_text(max_size: int = 80) -> st.SearchStrategy[str]:
+    """Any Unicode text, surrogates included, with runs of multi-byte characters."""
+    char = st.one_of(
+        st.characters(),
+        st.characters(categories=["Cs"]),
+        st.sampled_from(TRICKY_CHARACTERS),
+    )
+    return st.one_of(
+        st.text(char, max_size=max_size),
+        # Runs whose UTF-8 length straddles the close-frame limit (123 bytes).
+        st.tuples(st.sampled_from(["é", "€", "😀", "a"]), st.integers(20, 70)).map(
+            lambda run: run[0] * run[1]
+        ),
+    )
+
+
+def latin1_text(max_size: int = 40) -> st.SearchStrategy[str]:
+    """Header values: HTTP carries bytes, which servers decode as Latin-1."""
+    char = st.one_of(
+        st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
+        st.sampled_from(["²", "¹", "³", '"', "W", "/", "*", ",", "0", "1", "9"]),
+    )
+    return st.text(char, max_size=max_size)

@@ -50,11 +50,13 @@ from websockets.sync.client import ClientConnection, connect
 from server.client import read_wav
 from server.errors import ErrorCode, ws_close_code
 from server.protocol import SERVER_EVENT_ADAPTER, SUPPORTED_SAMPLE_RATES
-from tests.reliability.fuzzing import fuzz_settings
+from tests.reliability.fuzzing import fuzz_settings, hostile_text
 from tests.support.live_server import TWO_CITIES, LiveServer, start_server
 
 SPEECH = read_wav(TWO_CITIES)[1]
 MAX_FRAME_BYTES = 32 * 1024
+# The WebSocket layer's limit on one message (server/runner.py).
+TRANSPORT_LIMIT = 4 * 1024 * 1024
 IDLE_TIMEOUT = 3.0
 RESUME_GRACE = 1.0
 # How long a stream may take to end after the client said session.end (or went
@@ -101,8 +103,8 @@ class Conversation:
         self.events: list[dict[str, Any]] = []
         # The client hung up first: the server owes it nothing more.
         self.client_closed = False
-        # The client broke RFC 6455 itself (a text frame that is not UTF-8): the
-        # WebSocket layer fails the connection before the session sees a message.
+        # The client broke RFC 6455 itself (a text frame that is not UTF-8): the stream
+        # still ends explicitly (bad_message, summary, 1007); counted apart in ENDINGS.
         self.broke_framing = False
         # Another connection resumed this one's session, which closes this one (1000).
         self.superseded = False
@@ -212,7 +214,7 @@ class Conversation:
         elif types[:1] == ["session.resumed"]:
             assert all(seq > self.resumes_after for seq in numbered), (self.resumes_after, numbered)
             assert types.count("session.resumed") == 1, types
-        if self.client_closed or self.broke_framing or self.superseded:
+        if self.client_closed or self.superseded:
             return
         # Every stream the client did not abandon ends explicitly.
         assert types and types[-1] == "session.summary", (close, types)
@@ -271,6 +273,7 @@ json_values = st.recursive(
     | st.integers()
     | st.floats()
     | st.text(max_size=20)
+    | hostile_text(20)
     | st.sampled_from(["session.start", "session.end", "en", "pcm_s16le"]),
     _json_containers,
     max_leaves=12,
@@ -291,11 +294,11 @@ valid_starts = st.fixed_dictionaries(
         "protocol_version": st.just(1),
         "source_language": LANGS,
         "target_languages": st.lists(LANGS, max_size=5),
-        "glossary_ids": st.lists(st.text(min_size=1, max_size=64), max_size=2),
+        "glossary_ids": st.lists(hostile_text(64).filter(bool), max_size=2),
         "lm": st.integers(1, 4),
         "audio": valid_audio,
-        "api_key": st.none() | st.text(max_size=40),
-        "client": st.none() | st.text(max_size=200),
+        "api_key": st.none() | hostile_text(40),
+        "client": st.none() | hostile_text(200),
     },
 )
 
@@ -323,9 +326,7 @@ def broken_starts(draw: st.DrawFn) -> dict[str, Any]:
     if kind == "wrong_type":
         message[draw(st.sampled_from(START_FIELDS))] = draw(json_values)
     elif kind == "unknown_field":
-        message[draw(st.text(max_size=20).filter(lambda k: k not in START_FIELDS))] = draw(
-            json_values
-        )
+        message[draw(hostile_text(20).filter(lambda k: k not in START_FIELDS))] = draw(json_values)
     elif kind == "huge":
         field = draw(st.sampled_from(["client", "api_key", "source_language"]))
         message[field] = "x" * draw(st.integers(200, 300_000))
@@ -345,7 +346,7 @@ def broken_starts(draw: st.DrawFn) -> dict[str, Any]:
             st.fixed_dictionaries(
                 {},
                 optional={
-                    "encoding": st.sampled_from(["mp3", "opus", "PCM_S16LE", ""]) | st.text(),
+                    "encoding": st.sampled_from(["mp3", "opus", "PCM_S16LE", ""]) | hostile_text(),
                     "channels": st.integers(-2, 8),
                     "sample_rate": st.sampled_from(SUPPORTED_SAMPLE_RATES),
                 },
@@ -354,7 +355,7 @@ def broken_starts(draw: st.DrawFn) -> dict[str, Any]:
         )
     else:
         message[draw(st.sampled_from(["target_languages", "glossary_ids"]))] = draw(
-            st.lists(st.text(max_size=70), min_size=0, max_size=40)
+            st.lists(hostile_text(70), min_size=0, max_size=40)
         )
     return message
 
@@ -365,10 +366,10 @@ start_messages = st.one_of(valid_starts, broken_starts()).map(json.dumps)
 stray_resumes = st.fixed_dictionaries(
     {"type": st.just("session.resume")},
     optional={
-        "resume_token": st.text(max_size=130) | json_values,
+        "resume_token": hostile_text(130) | json_values,
         "last_seq": st.integers() | json_values,
         "protocol_version": st.integers(0, 2),
-        "api_key": st.none() | st.text(max_size=40),
+        "api_key": st.none() | hostile_text(40),
     },
 ).map(json.dumps)
 
@@ -380,9 +381,12 @@ deep_json = st.integers(1_000, 100_000).flatmap(
 garbage_text = st.one_of(
     st.text(max_size=200),
     json_values.map(json.dumps),
-    st.dictionaries(st.text(max_size=12), json_values, max_size=4).flatmap(
-        lambda extra: st.sampled_from(
-            ["session.start", "session.end", "session.resume", "session.pause", "", "x" * 100]
+    st.dictionaries(hostile_text(12), json_values, max_size=4).flatmap(
+        lambda extra: (
+            st.sampled_from(
+                ["session.start", "session.end", "session.resume", "session.pause", "", "x" * 100]
+            )
+            | hostile_text(70)
         ).map(lambda kind: json.dumps({**extra, "type": kind}))
     ),
     stray_resumes,
@@ -479,6 +483,13 @@ class ClientBehaviours(RuleBasedStateMachine):
         self.conversation.send(bytes(MAX_FRAME_BYTES + 2 * extra))
 
     @precondition(_is_open)
+    @rule(extra=st.integers(1, 1 << 20), text=st.booleans())
+    def send_over_the_transport_limit(self, extra: int, text: bool) -> None:
+        """A message past the WebSocket layer's own limit (4 MiB): frame_too_large, 1009."""
+        size = TRANSPORT_LIMIT + extra
+        self.conversation.send("x" * size if text else bytes(size))
+
+    @precondition(_is_open)
     @rule(data=st.binary(max_size=4096))
     def send_random_bytes(self, data: bytes) -> None:
         self.conversation.send(data)
@@ -546,11 +557,13 @@ class ClientBehaviours(RuleBasedStateMachine):
         if self.history[0].resume_token is None and len(self.history) == 1:
             self.conversation.read(0.5)  # session.started may still be on its way
         token = self.history[0].resume_token
-        if token is None:
-            ENDINGS["resume tried before session.started"] += 1
-            return
         last_seq = max(0, self.conversation.last_seq - back)
-        if self.conversation.open:
+        if token is None:
+            # Still resume (a token no server issued: resume_failed), so that the rules
+            # drawn next never depend on how fast session.started arrived.
+            ENDINGS["resume tried before session.started"] += 1
+            token = "no-session-started-yet"
+        elif self.conversation.open:
             self.conversation.superseded = True
         self.conversation = Conversation(self.server, resumes_after=last_seq)
         self.history.append(self.conversation)
@@ -738,12 +751,132 @@ def test_garbage_frames_after_the_handshake(
     assert_gateway_healthy(gateway, fresh_session=False, settle=False)
 
 
+# -- strict wire types and hang-ups at every stage (issue 22) -------------------------------
+
+# Where each integer field of a client message lives.
+INTEGER_FIELDS = {
+    "lm": ("session.start", ()),
+    "protocol_version": ("session.start", ()),
+    "audio.sample_rate": ("session.start", ("audio",)),
+    "audio.channels": ("session.start", ("audio",)),
+    "last_seq": ("session.resume", ()),
+}
+
+
+@fuzz_settings(25)
+@given(
+    field=st.sampled_from(sorted(INTEGER_FIELDS)),
+    value=json_values.filter(lambda v: type(v) is not int),
+)
+@example(field="lm", value="2")
+@example(field="lm", value=True)
+@example(field="audio.sample_rate", value="16000")
+@example(field="protocol_version", value=True)
+def test_integer_fields_take_only_integers(gateway: LiveServer, field: str, value: Any) -> None:
+    """The schema says integer: a string, a boolean, a float or null is bad_message, naming
+    the field (lax parsing once accepted lm:"2" and protocol_version:true)."""
+    kind, parents = INTEGER_FIELDS[field]
+    message: dict[str, Any] = {"type": kind}
+    if kind == "session.resume":
+        message["resume_token"] = "not-a-token"
+    target = message
+    for parent in parents:
+        target = target.setdefault(parent, {})
+    target[field.rsplit(".", 1)[-1]] = value
+    conversation = Conversation(gateway)
+    conversation.send(json.dumps(message))
+    conversation.finish()
+    fatal = [e for e in conversation.events if e["type"] == "error" and e["fatal"]]
+    assert [e["code"] for e in fatal] == ["bad_message"], conversation.events
+    assert f": {field}: " in fatal[0]["message"], fatal[0]
+
+
+# Every string a client message carries, and where it goes.
+STRING_FIELDS = [
+    ("session.start", "type"),
+    ("session.start", "api_key"),
+    ("session.start", "client"),
+    ("session.start", "glossary_ids"),
+    ("session.start", "source_language"),
+    ("session.start", "target_languages"),
+    ("session.start", "audio.encoding"),
+    ("session.resume", "resume_token"),
+    ("session.resume", "api_key"),
+]
+
+
+@fuzz_settings(40)
+@given(where=st.sampled_from(STRING_FIELDS), value=hostile_text(80))
+@example(where=("session.start", "api_key"), value="\ud800")
+@example(where=("session.start", "type"), value="é" * 40)
+@example(where=("session.start", "glossary_ids"), value="é" * 64)
+@example(where=("session.resume", "resume_token"), value="\udfff")
+def test_hostile_strings_in_every_field(
+    gateway: LiveServer, where: tuple[str, str], value: str
+) -> None:
+    """Non-ASCII, multi-byte and lone-surrogate strings in every string field (and as the
+    message type): a documented error and close, never 1011 or a close that failed (a
+    reason over 123 bytes once turned 1008 into 1006)."""
+    kind, field = where
+    message: dict[str, Any] = {"type": kind}
+    if kind == "session.resume":
+        message["resume_token"] = "not-a-token"
+    if field == "type":
+        message["type"] = value
+    elif field in ("glossary_ids", "target_languages"):
+        message[field] = [value]
+    elif field == "audio.encoding":
+        message["audio"] = {"encoding": value}
+    else:
+        message[field] = value
+    conversation = Conversation(gateway)
+    conversation.send(json.dumps(message))
+    conversation.finish()  # the invariants: documented events, close code, summary last
+    close = conversation.ws.protocol.close_rcvd
+    assert close is not None and len(close.reason.encode()) <= 123, close
+
+
+def _whole_conversation(port: int) -> bytes:
+    """Every byte of a complete, well-behaved stream: upgrade, start, audio, end, close."""
+    audio = SPEECH[:9600].tobytes()
+    return (
+        _handshake(port, base64.b64encode(os.urandom(16)))
+        + _masked_frame(0x1, json.dumps({"type": "session.start", "lm": 1}).encode())
+        + b"".join(_masked_frame(0x2, audio[i : i + 3200]) for i in range(0, len(audio), 3200))
+        + _masked_frame(0x1, END.encode())
+        + _masked_frame(0x8, struct.pack("!H", 1000))
+    )
+
+
+@fuzz_settings(25)
+@given(cut=st.floats(0, 1), reset=st.booleans())
+@example(cut=0.0, reset=True)
+@example(cut=0.1, reset=False)  # inside the upgrade request
+@example(cut=0.5, reset=True)  # inside an audio frame
+@example(cut=0.99, reset=False)  # inside the close frame
+def test_hanging_up_at_every_stage(gateway: LiveServer, cut: float, reset: bool) -> None:
+    """The client's bytes stop anywhere (FIN or RST): nothing crashes, nothing leaks (the
+    session count and the log are checked after all the targets)."""
+    data = _whole_conversation(gateway.port)
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(data[: int(cut * len(data))])
+        time.sleep(0.02)
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(0.2)
+            with contextlib.suppress(OSError):
+                sock.recv(65536)
+    assert_gateway_healthy(gateway, fresh_session=False, settle=False)
+
+
 def test_gateway_serves_normally_after_the_fuzzing(gateway: LiveServer) -> None:
     assert_gateway_healthy(gateway)
     log = gateway.log()
-    # A session that crashed, or an exception that escaped to the ASGI server. (uvicorn logs
-    # a traceback of its own for a text frame that is not UTF-8: the client's fault, 1007.)
-    for marker in ("session failed", "Exception in ASGI application"):
+    # A session that crashed, an exception that escaped to the ASGI server, or any other
+    # traceback (uvicorn logged one for every text frame that was not UTF-8).
+    for marker in ("session failed", "Exception in ASGI application", "Traceback"):
         assert marker not in log, log[log.index(marker) - 2000 : log.index(marker) + 4000]
 
 

@@ -13,9 +13,14 @@ one error envelope with a stable ``ErrorCode`` (``stable_error_envelope``).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import struct
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -27,7 +32,7 @@ from schemathesis.checks import CheckContext, not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from server.errors import ErrorCode
-from tests.reliability.fuzzing import fuzz_examples, fuzz_settings
+from tests.reliability.fuzzing import fuzz_examples, fuzz_settings, hostile_text, latin1_text
 from tests.support.live_server import LiveServer, start_server
 
 ADMIN_KEY = "fuzz-admin-key"
@@ -206,12 +211,218 @@ def test_tenant_admin_api(
             fuzz_operation(operation, choose, {"tenant_id": (tenant.id,)}, EXAMPLES_PER_OPERATION)
 
 
+# -- hostile headers and strings, hang-ups mid-request (issue 22) --------------------------
+
+
+def _assert_answer(response: httpx.Response) -> None:
+    """Not a server error; a rejection carries the one envelope with a stable code."""
+    assert response.status_code < 500, (
+        response.request.method,
+        response.request.url,
+        response.text,
+    )
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        assert error["code"] in ERROR_CODES, error
+
+
+# Values whose parsing once answered 500 ("²".isdigit() is true, int("²") raises).
+IF_MATCH = (
+    st.sampled_from(["²", "¹", "³", '"²"', 'W/"³"', '"1"', "*", "1²", '"1", "²"']) | latin1_text()
+)
+
+
+@st.composite
+def hostile_json_bodies(draw: st.DrawFn) -> object:
+    text = hostile_text(70)
+    entry = st.fixed_dictionaries(
+        {
+            "source": text,
+            "targets": st.dictionaries(
+                st.sampled_from(["de", "fr", "é"]), st.lists(text, max_size=2), max_size=2
+            ),
+        },
+        optional={"note": text, "priority": st.integers(-(2**40), 2**40)},
+    )
+    return draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "name": text,
+                "add": st.lists(entry, max_size=2),
+                "remove": st.lists(text, max_size=3),
+                "entries": st.lists(entry, max_size=2),
+                "source_language": text,
+                "text": text,
+            },
+        )
+    )
+
+
+def _hostile_call(
+    http: httpx.Client,
+    data: st.DataObject,
+    path: str,
+    method: str,
+    ids: dict[str, tuple[str, ...]],
+    tenant: Tenant,
+) -> None:
+    url = path
+    for name, known in ids.items():
+        if "{" + name + "}" in url:
+            real = data.draw(st.booleans(), label=f"real {name}")
+            value = data.draw(
+                st.sampled_from(known) if real else hostile_text(70).filter(bool),
+                label=name,
+            )
+            url = url.replace(
+                "{" + name + "}",
+                quote(value.encode("utf-8", "surrogatepass"), safe=""),
+            )
+    key = ADMIN_KEY if path.startswith("/v1/tenants") else tenant.key
+    headers: dict[str, bytes] = {"Authorization": f"Bearer {key}".encode()}
+    for name, strategy in (
+        ("If-Match", IF_MATCH),
+        ("If-None-Match", latin1_text()),
+        ("X-API-Key", latin1_text()),
+        ("Accept", latin1_text()),
+    ):
+        if data.draw(st.booleans(), label=f"send {name}"):
+            # (Leading and trailing blanks are not part of a header value.)
+            headers[name] = data.draw(strategy, label=name).strip(" ").encode("latin-1")
+    if data.draw(st.booleans(), label="hostile auth"):
+        hostile = "Bearer " + data.draw(latin1_text(), label="authorization")
+        headers["Authorization"] = hostile.strip(" ").encode("latin-1")
+    kwargs: dict[str, object] = {}
+    if method in ("post", "put", "patch"):
+        body = data.draw(hostile_json_bodies(), label="body")
+        if data.draw(st.booleans(), label="as upload") and method != "patch":
+            csv = "en,de\n" + ",".join(body.get("remove", ["x", "y"])[:2]) + "\n"
+            kwargs["files"] = {"file": ("t.csv", csv.encode("utf-8", "surrogatepass"), "text/csv")}
+        else:
+            kwargs["content"] = json.dumps(body).encode()
+            headers["Content-Type"] = b"application/json"
+    _assert_answer(http.request(method.upper(), url, headers=headers, **kwargs))
+
+
+def test_hostile_headers_and_strings_on_every_operation(
+    gateway: LiveServer,
+    api_schema: schemathesis.BaseSchema,
+    tenant: Tenant,
+    subtests: pytest.Subtests,
+) -> None:
+    """Every operation of the served document with Latin-1 (non-ASCII) header values
+    (If-Match, keys, content type), non-ASCII path ids and JSON strings with lone
+    surrogates and multi-byte runs."""
+    paths = api_schema.raw_schema["paths"]
+    ids = {
+        "glossary_id": tenant.glossary_ids,
+        "tenant_id": (tenant.id,),
+        "key_id": ("k",),
+        "session_id": ("s",),
+        "token": ("t",),
+        "fmt": ("srt", "vtt"),
+    }
+    with httpx.Client(base_url=gateway.http_url, timeout=15) as http:
+
+        def target(path: str, method: str) -> Callable[[], None]:
+            @fuzz_settings(6)
+            @given(data=st.data())
+            def run(data: st.DataObject) -> None:
+                _hostile_call(http, data, path, method, ids, tenant)
+
+            return run
+
+        for path, methods in paths.items():
+            for method in methods:
+                if method not in ("get", "post", "put", "patch", "delete"):
+                    continue
+                with subtests.test(f"{method.upper()} {path}"):
+                    target(path, method)()
+
+
+def _raw_request(port: int, method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{k}: {v}" for k, v in {**headers, "Content-Length": str(len(body))}.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _multipart(content: bytes) -> tuple[dict[str, str], bytes]:
+    boundary = "fuzzb0undary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="t.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return {"Content-Type": f"multipart/form-data; boundary={boundary}"}, body
+
+
+@fuzz_settings(30)
+@given(
+    request=st.sampled_from(["upload", "replace", "patch", "extract", "tenant"]),
+    cut=st.floats(0, 1, exclude_max=True),
+    reset=st.booleans(),
+)
+def test_hanging_up_at_every_stage_of_a_request(
+    gateway: LiveServer, tenant: Tenant, request: str, cut: float, reset: bool
+) -> None:
+    """A client that stops anywhere in its request (headers, body, between the two) and
+    closes (FIN) or resets (RST): no 5xx to anyone else, no traceback in the log."""
+    auth = {"Authorization": f"Bearer {tenant.key}"}
+    csv = (GLOSSARY_CSV * 200).encode()
+    if request == "upload":
+        extra, body = _multipart(csv)
+        data = _raw_request(gateway.port, "POST", "/v1/glossaries", {**auth, **extra}, body)
+    elif request == "replace":
+        extra, body = _multipart(csv)
+        path = f"/v1/glossaries/{tenant.glossary_ids[0]}"
+        data = _raw_request(gateway.port, "PUT", path, {**auth, **extra, "If-Match": '"0"'}, body)
+    elif request == "patch":
+        body = json.dumps({"name": "é" * 100, "remove": ["x"] * 500}).encode()
+        path = f"/v1/glossaries/{tenant.glossary_ids[0]}"
+        data = _raw_request(
+            gateway.port,
+            "PATCH",
+            path,
+            {**auth, "Content-Type": "application/json", "If-Match": '"0"'},
+            body,
+        )
+    elif request == "extract":
+        extra, body = _multipart(b"Neural networks and GPUs. " * 400)
+        data = _raw_request(gateway.port, "POST", "/v1/glossaries/extract", {**auth, **extra}, body)
+    else:
+        body = json.dumps({"name": "x" * 4000}).encode()
+        data = _raw_request(
+            gateway.port,
+            "POST",
+            "/v1/tenants",
+            {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+            body,
+        )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(data[: int(cut * len(data))])
+        time.sleep(0.02)
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(0.5)
+            with contextlib.suppress(OSError):
+                answer = sock.recv(65536)
+                assert not answer.startswith(b"HTTP/1.1 5"), answer[:300]
+    assert httpx.get(f"{gateway.http_url}/healthz", timeout=5).status_code == 200
+
+
 def test_gateway_is_unharmed(gateway: LiveServer, tenant: Tenant) -> None:
     assert gateway.process.poll() is None
     listed = httpx.get(f"{gateway.http_url}/v1/glossaries", headers=_bearer(tenant.key), timeout=10)
     assert listed.status_code == 200, listed.text
     log = gateway.log()
-    assert "Exception in ASGI application" not in log, log[-4000:]
+    for marker in ("Exception in ASGI application", "Traceback"):
+        assert marker not in log, log[log.index(marker) - 2000 : log.index(marker) + 4000]
 
 
 # -- regressions found by the fuzzers ---------------------------------------------------
