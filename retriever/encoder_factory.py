@@ -40,6 +40,9 @@ class EncoderParams:
     batch_window_seconds: float = 0.005
     max_batch: int = 64
     tau: float = 0.78
+    # "span": encode [chunk start − 1.92 s, chunk end] once per chunk (the
+    # release; MaxSim only); "windows": independent 1.92 s windows.
+    windowing: Literal["span", "windows"] = "span"
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None and self.adapters is not None:
@@ -64,6 +67,7 @@ class EncoderParams:
             batch_window_seconds=settings.neural_batch_window_ms / 1000,
             max_batch=settings.neural_max_batch,
             tau=settings.neural_tau,
+            windowing=settings.neural_windowing,
         )
 
     def neural_config(self) -> NeuralRetrieverConfig:
@@ -152,6 +156,7 @@ def build_encoders(params: EncoderParams) -> RetrievalEncoders:
         NeuralServingParams(
             model=params.neural_config(),
             batching=BatchingParams(params.batch_window_seconds, params.max_batch),
+            windowing=params.windowing,
         )
     )
     return RetrievalEncoders(

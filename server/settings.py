@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     # Minimum term score with the neural encoder (the release's threshold); it
     # replaces the gateway's retrieval_tau, which is calibrated for phonetic scores.
     neural_tau: float = Field(default=0.78, ge=-1.0, le=1.0)
+    # "span" (the release): each chunk encodes [chunk start − 1.92 s, chunk end]
+    # once and scores the MaxSim sub-windows reaching into the chunk; "windows":
+    # independent 1.92 s windows at a 0.48 s stride. Attention pooling always
+    # uses windows.
+    neural_windowing: Literal["span", "windows"] = "span"
 
     # Glossary limits
     glossary_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

@@ -146,8 +146,29 @@ class BatchingParams:
     max_batch: int = 64
 
 
+Windowing = Literal["span", "windows"]
+
+
 @dataclass(frozen=True, slots=True)
 class NeuralServingParams:
     model: NeuralRetrieverConfig = field(default_factory=NeuralRetrieverConfig)
     batching: BatchingParams = field(default_factory=BatchingParams)
     term_batch_size: int = 64
+    # "span" (the release, default with maxsim pooling): each chunk encodes
+    # [chunk start − lookback, chunk end] once and scores the multi-scale
+    # sub-windows of that one encoding, masking those that end before the chunk
+    # starts. "windows": independent 1.92 s windows at a 0.48 s stride (the
+    # paper's description; always used with attention pooling).
+    windowing: Windowing = "span"
+    lookback_seconds: float = 1.92
+
+    def __post_init__(self) -> None:
+        if self.windowing not in ("span", "windows"):
+            raise ValueError(f"windowing must be 'span' or 'windows', not {self.windowing!r}")
+        if self.lookback_seconds < 0:
+            raise ValueError("lookback_seconds must be ≥ 0")
+
+    @property
+    def span_windowing(self) -> bool:
+        """Encode-once spans apply to MaxSim pooling only (attention pools one vector)."""
+        return self.windowing == "span" and self.model.pooling == "maxsim"

@@ -121,6 +121,31 @@ def multiscale_pool(
     return torch.cat(means, dim=1), torch.cat(masks, dim=1)
 
 
+def subwindow_frames(
+    length: int, windows: Sequence[int], stride: int
+) -> tuple[list[int], list[int]]:
+    """Frame ranges ``[start, end)`` of an input's valid sub-windows, in pooling order.
+
+    The order of :func:`multiscale_pool`'s valid slots for an input of ``length``
+    frames (and of the release's ``_multiscale_pool``): for each size ``w``, one
+    whole-input sub-window when ``length <= w``, else ``[p·stride, p·stride + w)``
+    for every ``p`` that fits.
+    """
+    starts: list[int] = []
+    ends: list[int] = []
+    if length <= 0:
+        return starts, ends
+    for w in windows:
+        if length <= w:
+            starts.append(0)
+            ends.append(length)
+            continue
+        for p in range((length - w) // stride + 1):
+            starts.append(p * stride)
+            ends.append(p * stride + w)
+    return starts, ends
+
+
 def maxsim_scores(sub: torch.Tensor, valid: torch.Tensor, terms: torch.Tensor) -> torch.Tensor:
     """``(B, N)``: per input, each term's best cosine over the input's valid sub-windows."""
     sims = torch.einsum("bsd,nd->bsn", sub.float(), terms.float())
