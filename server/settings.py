@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     # independent 1.92 s windows at a 0.48 s stride. Attention pooling always
     # uses windows.
     neural_windowing: Literal["span", "windows"] = "span"
+    # Term vectors normalize((1 − s)·CLS + s·sparse) with BGE-M3's sparse head;
+    # unset: 0.7 with the released checkpoint (its index builder), else the adapters' own.
+    neural_sparse_weight: float | None = Field(default=None, ge=0.0, le=1.0)
 
     # Glossary limits
     glossary_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
