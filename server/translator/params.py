@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# One latency unit of audio: 0.96 s at 16 kHz (a chunk is lm of these).
+SAMPLES_PER_UNIT = 15_360
+
 
 class AudioPartStyle(StrEnum):
     """How a chunk's audio travels in the chat request (both are OpenAI-style parts)."""
@@ -39,8 +42,23 @@ class DecodingParams:
     temperature: float = 0.6
     top_p: float = 0.95
     top_k: int = 20
-    # max_tokens = max_tokens_per_lm × lm (the reference: 40 × lm).
+    # max_tokens = max_tokens_per_lm × lm (the reference: 40 × lm); a turn
+    # carrying more audio (catch-up merges) gets 40 per 0.96 s of it.
     max_tokens_per_lm: int = 40
+    # Sent as the request's seed when set (the release's eval agent seeds its
+    # sampling); None: no seed, the server's own randomness.
+    seed: int | None = None
+
+    def max_tokens(self, lm: int, samples: int) -> int:
+        """The token budget of one turn: 40 × lm, or 40 × (its seconds / 0.96) when longer.
+
+        A chunk is 0.96 × lm s, so a single chunk gets 40 × lm as in the
+        reference (a short final chunk too); a catch-up turn that merged n
+        chunks gets n times that, instead of one chunk's budget for several
+        chunks of speech.
+        """
+        units = -(-samples // SAMPLES_PER_UNIT)  # ceil: a partial 0.96 s counts
+        return self.max_tokens_per_lm * max(lm, units)
 
 
 @dataclass(frozen=True, slots=True)

@@ -442,3 +442,31 @@ async def test_check_ready_is_false_when_unreachable() -> None:
 
 async def test_llm_error_carries_outage_flag() -> None:
     assert LlmError("x", outage=True).outage
+
+
+async def test_catch_up_turn_gets_the_budget_of_its_audio_and_a_seed() -> None:
+    """A merged turn of three lm=1 chunks (2.88 s) gets 3 × 40 tokens, not one chunk's 40."""
+    recorder = Recorder(default=["x"])
+    service = _service(recorder, decoding=DecodingParams(seed=1234))
+    session = await service.open_session(context("zh", lm=1), [].append)
+    await _collect(session.translate(chunk(0, seconds=0.96), TermHits(chunk_index=0)))
+    await _collect(session.translate(chunk(1, seconds=2.88), TermHits(chunk_index=1)))
+    await _collect(session.translate(chunk(4, seconds=0.5), TermHits(chunk_index=4)))
+    assert [b["max_tokens"] for b in recorder.bodies] == [40, 120, 40]
+    assert all(b["seed"] == 1234 for b in recorder.bodies)
+    await service.aclose()
+    # Without a seed none is sent (the server's own randomness).
+    plain = Recorder(default=["x"])
+    service = _service(plain)
+    session = await service.open_session(context("zh", lm=2), [].append)
+    await _collect(session.translate(chunk(0, seconds=1.92), TermHits(chunk_index=0)))
+    assert "seed" not in plain.bodies[0] and plain.bodies[0]["max_tokens"] == 80
+    await service.aclose()
+
+
+@pytest.mark.parametrize(
+    ("lm", "seconds", "tokens"),
+    [(1, 0.96, 40), (1, 1.92, 80), (1, 3.84, 160), (2, 1.92, 80), (2, 3.0, 160), (4, 0.2, 160)],
+)
+def test_token_budget_by_turn_audio(lm: int, seconds: float, tokens: int) -> None:
+    assert DecodingParams().max_tokens(lm, round(seconds * 16_000)) == tokens
