@@ -23,6 +23,17 @@ class AudioPartStyle(StrEnum):
     AUDIO_URL = "audio_url"
 
 
+class PromptStyle(StrEnum):
+    """Which system prompt a language gets."""
+
+    # One prompt for every language (the paper's, in docs/translator.md).
+    PROJECT = "project"
+    # The release's eval agent: en→zh uses the Chinese model's training prompt
+    # ("Your task is to translate English audio chunks into accurate and fluent
+    # Chinese. Use the ‘term_map’ …"); other languages the project prompt.
+    RELEASE = "release"
+
+
 class TrimPolicy(StrEnum):
     """How the bounded history is shortened once it is full."""
 
@@ -70,11 +81,14 @@ class HistoryParams:
     max_chunks: int | None = None
     # Chunks dropped per trim under the block policy; None: a third of max_chunks.
     block: int | None = None
+    # True: the limit counts the new chunk too, so the prompt holds at most
+    # limit − 1 past pairs plus the new turn (the release's eval agent: 30 or 20
+    # audios per prompt). False: limit past pairs plus the new turn.
+    count_current: bool = False
 
     def limit(self, lm: int) -> int:
-        if self.max_chunks is not None:
-            return max(0, self.max_chunks)
-        return 30 if lm <= 2 else 20
+        base = self.max_chunks if self.max_chunks is not None else (30 if lm <= 2 else 20)
+        return max(0, base - (1 if self.count_current else 0))
 
     def block_size(self, lm: int) -> int:
         limit = self.limit(lm)
@@ -128,6 +142,10 @@ class TranslatorParams:
     history: HistoryParams = field(default_factory=HistoryParams)
     faults: FaultParams = field(default_factory=FaultParams)
     audio_part: AudioPartStyle = AudioPartStyle.INPUT_AUDIO
+    prompt_style: PromptStyle = PromptStyle.PROJECT
+    # Audio shorter than this is zero-padded at its end before it is sent (the
+    # release pads the final chunk to 0.96 s = 15 360 samples); 0: sent as is.
+    min_audio_samples: int = 0
     # Header naming the session on every request, for routers that pin a session
     # to one vLLM replica (prefix cache), e.g. vLLM production-stack's
     # `--routing-logic session --session-key x-session-id`. None: not sent.

@@ -35,6 +35,7 @@ from server.translator.messages import (
     base_language,
     build_messages,
     build_user_turn,
+    pad_audio,
 )
 from server.translator.params import TranslatorParams
 from server.translator.tags import TagStripper
@@ -159,7 +160,8 @@ class VllmSessionTranslator:
     ) -> AsyncIterator[TranslationEvent]:
         """Deltas as they stream, then one commit per target language."""
         # The audio part is encoded once and shared by every language's turn.
-        audio = audio_part(chunk.pcm, self._service.params.audio_part)
+        params = self._service.params
+        audio = audio_part(pad_audio(chunk.pcm, params.min_audio_samples), params.audio_part)
         queue: asyncio.Queue[TranslationEvent | _LaneResult] = asyncio.Queue()
         # Plain tasks rather than a TaskGroup: a TaskGroup cannot span the
         # `yield`s of an async generator (closing the generator raises
@@ -285,7 +287,7 @@ class VllmSessionTranslator:
         decoding = params.decoding
         body: dict[str, Any] = {
             "model": await self._service.model_name(lang),
-            "messages": build_messages(lang, history, user_turn),
+            "messages": build_messages(lang, history, user_turn, params.prompt_style),
             "temperature": decoding.temperature,
             "top_p": decoding.top_p,
             "top_k": decoding.top_k,
