@@ -1,0 +1,64 @@
+"""bench/gpu_parity.py runs end to end (toy sizes, CPU, a canned LLM for TTFT)."""
+
+from __future__ import annotations
+
+from tests.retriever.neural.support import require_neural_stack
+
+require_neural_stack()
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from tests.support.fake_llm import MODEL, FakeLlm  # noqa: E402
+from tests.support.live_server import REPO  # noqa: E402
+
+
+def test_parity_bench_reports_both_modes_overhead_and_ttft(tmp_path: Path) -> None:
+    llm = FakeLlm(deltas=3, delta="x ").start()
+    out = tmp_path / "parity.json"
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "bench/gpu_parity.py",
+                "--cpu",
+                "--tiny",
+                "--sessions",
+                "1,2",
+                "--chunks",
+                "2",
+                "--warmup",
+                "2",
+                "--terms",
+                "12",
+                "--vllm-url",
+                llm.url,
+                "--vllm-model",
+                MODEL,
+                "--ttft-chunks",
+                "3",
+                "--json",
+                str(out),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        llm.close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    rows = {(r["windowing"], r["sessions"]): r for r in result["retrieval"]}
+    assert set(rows) == {("windows", 1), ("span", 1), ("windows", 2), ("span", 2)}
+    # At lm = 1 the window path encodes two 1.92 s windows per chunk, the span path one span.
+    assert rows[("windows", 1)]["encoder_inputs"] == 2 * (2 + 2)
+    assert rows[("span", 1)]["encoder_inputs"] == 2 + 2
+    for row in rows.values():
+        assert row["chunks_measured"] == 2 * row["sessions"]
+        assert row["overhead_ratio_lm1"] == round(row["median_ms"] / 1e3 / 0.96, 4)
+    assert result["ttft_chunks"] == 3 and result["ttft_median_ms"] > 0
+    assert llm.requests == 3
