@@ -27,18 +27,25 @@ per-chunk latency, and the overhead ratio = median latency / chunk duration
 (the paper's: 37–44 ms median per call, 3.9 % of a 0.96 s chunk).
 
 TTFT: with ``--vllm-url`` (an OpenAI-compatible vLLM serving a RASST model),
-``--ttft-chunks`` chunks of one session go through the translator with the
-paper preset's parameters; reported are the median and p95 time to first token.
+or ``--vllm-serve MODEL_DIR`` (the script starts ``vllm serve`` on it with the
+settings of docs/translator.md and stops it afterwards), ``--ttft-chunks`` chunks
+of one session go through the translator with the paper preset's parameters;
+reported are the median and p95 time to first token.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import shlex
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -268,6 +275,50 @@ async def _ttft(url: str, model: str | None, chunks: int) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _vllm(model_dir: str, python: str, extra: str, timeout: float) -> Any:
+    """``vllm serve`` on a free port (own process group, stopped on exit); yields its URL."""
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [
+        python, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", model_dir, "--served-model-name", "rasst",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--max-model-len", "16384", "--enable-prefix-caching", "--enable-prompt-tokens-details",
+        "--limit-mm-per-prompt", '{"audio": 32, "image": 0, "video": 0}',
+        *shlex.split(extra),
+    ]  # fmt: skip
+    log = Path(tempfile.gettempdir()) / f"gpu_parity_vllm_{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"vLLM exited with {process.returncode}; log: {log}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"vLLM not healthy after {timeout:.0f} s; log: {log}")
+            time.sleep(1.0)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -282,6 +333,10 @@ def main() -> None:
     ap.add_argument("--modes", default="windows,span")
     ap.add_argument("--vllm-url", default=None, help="OpenAI-compatible vLLM for TTFT")
     ap.add_argument("--vllm-model", default=None)
+    ap.add_argument("--vllm-serve", default=None, metavar="MODEL_DIR", help="start vLLM on it")
+    ap.add_argument("--vllm-python", default=sys.executable, help="python of the vLLM install")
+    ap.add_argument("--vllm-args", default="", help="extra vllm serve arguments")
+    ap.add_argument("--vllm-start-timeout", type=float, default=1800.0)
     ap.add_argument("--ttft-chunks", type=int, default=30)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # smoke test only
@@ -341,7 +396,12 @@ def main() -> None:
     finally:
         manager.close()
     results["retrieval"] = rows
-    if args.vllm_url:
+    if args.vllm_serve:
+        with _vllm(
+            args.vllm_serve, args.vllm_python, args.vllm_args, args.vllm_start_timeout
+        ) as url:
+            results.update(asyncio.run(_ttft(url, "rasst", args.ttft_chunks)))
+    elif args.vllm_url:
         results.update(asyncio.run(_ttft(args.vllm_url, args.vllm_model, args.ttft_chunks)))
     results["load_average_end"] = os.getloadavg()
     if args.json:
