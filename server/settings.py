@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     llm_history_policy: Literal["block", "step"] = "block"
     # True: the 30 / 20 chunk history limit counts the new chunk (the release).
     llm_history_count_current: bool = False
-    # "release": en→zh gets the Chinese model's training prompt, as the release's agent.
+    # "release": en→zh gets the release eval agent's own zh prompt (the paper's zh numbers).
     llm_prompt_style: Literal["project", "release"] = "project"
     # Chunks shorter than this are zero-padded before they go to the LLM.
     llm_min_audio_seconds: float = Field(default=0.0, ge=0.0, le=10.0)

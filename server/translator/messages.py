@@ -30,7 +30,8 @@ SYSTEM_PROMPT = (
     "Use the 'term_map' as a reference for terminology if provided."
 )
 
-# The release's eval agent gives en→zh the Chinese model's training prompt
+# The release's eval agent gives en→zh its own prompt (its code calls it the Chinese
+# training prompt; the released cap16 SFT data used SYSTEM_PROMPT for zh too)
 # (note the typographic quotes around term_map, as in the release).
 RELEASE_ZH_PROMPT = (
     "You are a professional simultaneous interpreter. Your task is to translate English "

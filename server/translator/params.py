@@ -28,7 +28,7 @@ class PromptStyle(StrEnum):
 
     # One prompt for every language (the paper's, in docs/translator.md).
     PROJECT = "project"
-    # The release's eval agent: en→zh uses the Chinese model's training prompt
+    # The release's eval agent: en→zh uses its own zh prompt (the paper's zh numbers)
     # ("Your task is to translate English audio chunks into accurate and fluent
     # Chinese. Use the ‘term_map’ …"); other languages the project prompt.
     RELEASE = "release"
