@@ -28,7 +28,7 @@ run: install
 install-test: $(BIN)/python
 	tests/support/system_deps.sh
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test,eval,neural]'
+	$(BIN)/pip install --quiet -e '.[test,eval,neural,asr-base]'
 	$(BIN)/pip install --quiet mweralign==1.4.1
 	tests/support/vllm_env.sh >/dev/null
 

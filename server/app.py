@@ -18,6 +18,8 @@ from glossary.store import GlossaryStore
 from retriever.aggregate import AggregationParams
 from retriever.word_evidence import WordRetrievalParams
 from server import web
+from server.asr.front_end import FrontEndParams
+from server.asr.models import AsrModelParams
 from server.errors import ErrorCode, RasstError, error_body, http_status
 from server.glossary_access import StoreGlossaryAccess
 from server.http_guard import RequestGuard
@@ -33,7 +35,6 @@ from server.retrieval import (
 from server.routes import router
 from server.services import GatewayServices, SessionRegistry
 from server.settings import Settings, get_settings
-from server.speech import FrontEndParams
 from server.translator import (
     DecodingParams,
     FaultParams,
@@ -60,15 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store = GlossaryStore.from_settings(settings)
             stack.callback(store.close)
             await asyncio.to_thread(store.create_schema)
-            speech = SpeechWorkers(
-                SpeechWorkerParams(
-                    workers=settings.worker_count,
-                    front_end=FrontEndParams(captions=settings.captions),
-                )
-            )
+            speech = SpeechWorkers(speech_worker_params(settings))
             await speech.start()
             stack.callback(speech.close)
-            retriever = _build_retriever(settings, speech)
+            retriever = _build_retriever(settings)
             stack.push_async_callback(retriever.aclose)
             services = GatewayServices(
                 settings=settings,
@@ -147,9 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _build_retriever(
-    settings: Settings, speech: SpeechWorkers
-) -> EmbeddedRetrieverService | RemoteRetrieverService:
+def _build_retriever(settings: Settings) -> EmbeddedRetrieverService | RemoteRetrieverService:
     """The retriever service at --retriever-url, else the embedded one (the default)."""
     aggregation = AggregationParams(
         k1=settings.retrieval_top_k, k2=settings.retrieval_top_k, tau=settings.retrieval_tau
@@ -163,17 +157,31 @@ def _build_retriever(
                 aggregation=aggregation,
                 connect_timeout=settings.retriever_connect_timeout_seconds,
                 read_timeout=settings.retriever_read_timeout_seconds,
-                biased_lm=settings.retrieval_biased_lm and settings.captions,
-            ),
-            speech,
+            )
         )
     return EmbeddedRetrieverService(
         EmbeddedRetrievalParams(
             cache_dir=cache_dir,
             retrieval=WordRetrievalParams(aggregation, candidates=settings.retrieval_candidates),
-            biased_lm=settings.retrieval_biased_lm and settings.captions,
+        )
+    )
+
+
+def speech_worker_params(settings: Settings) -> SpeechWorkerParams:
+    return SpeechWorkerParams(
+        workers=settings.worker_count,
+        front_end=FrontEndParams(
+            captions=settings.captions,
+            partial_step_seconds=settings.asr_partial_step_seconds,
+            max_utterance_seconds=settings.asr_max_utterance_seconds,
         ),
-        speech,
+        model=AsrModelParams(
+            model=settings.asr_model,
+            device=settings.asr_device,
+            compute_type=settings.asr_compute_type,
+            cpu_threads=settings.asr_threads,
+            cache_dir=settings.data_dir / "models",
+        ),
     )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import soxr
 
 from server.errors import ErrorCode, RasstError
-from server.frames import PIPELINE_RATE, AudioChunk, samples_for
+from server.frames import PIPELINE_RATE, AudioChunk, AudioSlice, samples_for
 from server.protocol import SUPPORTED_ENCODINGS, SUPPORTED_SAMPLE_RATES, AudioFormat
 
 CHUNK_UNIT_SECONDS = 0.96
@@ -28,9 +28,10 @@ def check_audio_format(fmt: AudioFormat) -> None:
             f"audio encoding {fmt.encoding[:32]!r} is not supported; use one of "
             f"{list(SUPPORTED_ENCODINGS)}",
         )
-    if fmt.channels != 1:
+    if fmt.channels not in (1, 2):
         raise RasstError(
-            ErrorCode.UNSUPPORTED_ENCODING, f"{fmt.channels} channels: only mono is supported"
+            ErrorCode.UNSUPPORTED_ENCODING,
+            f"{fmt.channels} channels: send mono or interleaved stereo",
         )
     if fmt.sample_rate not in SUPPORTED_SAMPLE_RATES:
         raise RasstError(
@@ -40,19 +41,23 @@ def check_audio_format(fmt: AudioFormat) -> None:
         )
 
 
-def decode_frame(data: bytes, max_bytes: int) -> np.ndarray:
-    """One binary WebSocket frame of s16le mono PCM as int16 samples."""
+def decode_frame(data: bytes, max_bytes: int, channels: int = 1) -> np.ndarray:
+    """One binary WebSocket frame of s16le PCM as mono int16 samples (stereo: averaged)."""
     if len(data) > max_bytes:
         raise RasstError(
             ErrorCode.FRAME_TOO_LARGE,
             f"audio frame of {len(data)} bytes exceeds the limit of {max_bytes}",
         )
-    if len(data) % 2:
+    if len(data) % (2 * channels):
         raise RasstError(
             ErrorCode.BAD_AUDIO_FRAME,
-            f"audio frame of {len(data)} bytes is not a whole number of 16-bit samples",
+            f"audio frame of {len(data)} bytes is not a whole number of 16-bit "
+            + ("samples" if channels == 1 else f"{channels}-channel frames"),
         )
-    return np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
+    pcm = np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
+    if channels == 1:
+        return pcm
+    return pcm.reshape(-1, channels).mean(axis=1, dtype=np.float32).round().astype(np.int16)
 
 
 class PaceLimiter:
@@ -162,3 +167,59 @@ class Chunker:
         self._next_start += self._filled
         self._filled = 0
         return chunk
+
+
+SLICE_SAMPLES = samples_for(0.48)
+"""The speech front end's cadence: captions are decoded at most this far apart."""
+
+
+class Slicer:
+    """Cuts the stream into slices for the speech front end, and into chunks on slice bounds.
+
+    Chunk sizes (0.96 s × lm) are whole numbers of slices, so every chunk ends
+    exactly where a slice does; that slice carries the chunk. ``flush`` returns
+    one last slice marked ``final`` (possibly empty), carrying the trailing
+    partial chunk if there is one.
+    """
+
+    def __init__(self, samples_per_chunk: int, samples_per_slice: int = SLICE_SAMPLES) -> None:
+        if samples_per_slice <= 0 or samples_per_chunk % samples_per_slice:
+            raise ValueError("a chunk must be a whole number of slices")
+        self._chunker = Chunker(samples_per_chunk)
+        self._size = samples_per_slice
+        self._buffer = np.empty(samples_per_slice, dtype=np.int16)
+        self._filled = 0
+        self._start = 0
+        self._chunk_index = 0
+
+    def push(self, pcm: np.ndarray, received_at: float) -> list[AudioSlice]:
+        slices: list[AudioSlice] = []
+        offset = 0
+        while offset < len(pcm):
+            take = min(self._size - self._filled, len(pcm) - offset)
+            self._buffer[self._filled : self._filled + take] = pcm[offset : offset + take]
+            self._filled += take
+            offset += take
+            if self._filled == self._size:
+                slices.append(self._emit(received_at, final=False))
+        return slices
+
+    def flush(self, received_at: float) -> list[AudioSlice]:
+        return [self._emit(received_at, final=True)]
+
+    def _emit(self, received_at: float, *, final: bool) -> AudioSlice:
+        piece = self._buffer[: self._filled].copy()
+        chunks = self._chunker.push(piece, received_at)
+        if final:
+            chunks += self._chunker.flush(received_at)
+        piece_slice = AudioSlice(
+            chunk_index=self._chunk_index,
+            start_sample=self._start,
+            pcm=piece,
+            chunk=chunks[-1] if chunks else None,
+            final=final,
+        )
+        self._chunk_index += len(chunks)
+        self._start += self._filled
+        self._filled = 0
+        return piece_slice

@@ -41,6 +41,8 @@ class StreamOptions:
     lm: int = 2
     source_language: str = "en"
     sample_rate: int = 16000
+    # 2: interleaved stereo frames (the server mixes them down).
+    channels: int = 1
     api_key: str | None = None
     client: str = "rasst-python"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -52,7 +54,7 @@ class StreamOptions:
             "target_languages": list(self.target_languages),
             "glossary_ids": list(self.glossary_ids),
             "lm": self.lm,
-            "audio": {"encoding": "pcm_s16le", "sample_rate": self.sample_rate, "channels": 1},
+            "audio": {"encoding": "pcm_s16le", "sample_rate": self.sample_rate, "channels": self.channels},
             "client": self.client,
         }
         if self.api_key:
@@ -148,18 +150,20 @@ async def send_paced(
     frame_seconds: float = 0.1,
     offset: int = 0,
     clock_start: float | None = None,
+    channels: int = 1,
 ) -> None:
     """Send audio from ``offset`` in frames at ``speed`` × real time, then ``session.end``.
 
     Pacing follows each frame's position in the stream from ``clock_start``, so after
     a resume the audio the server missed goes out at once and the rest on time.
     """
-    frame = max(1, int(sample_rate * frame_seconds))
+    per_second = sample_rate * channels  # ``samples`` interleaves the channels
+    frame = max(channels, int(sample_rate * frame_seconds) * channels)
     started = time.monotonic() if clock_start is None else clock_start
     for position in range(offset, len(samples), frame):
         await stream.send_audio(samples[position : position + frame].tobytes())
         if speed > 0:
-            due = started + (position + frame) / sample_rate / speed
+            due = started + (position + frame) / per_second / speed
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)

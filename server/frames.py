@@ -54,6 +54,27 @@ class AudioChunk:
         return seconds(len(self.pcm))
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class AudioSlice:
+    """A piece of a chunk: the speech front end's cadence (finer than the chunk's).
+
+    Captions follow the speaker within a slice's length whatever the chunk size;
+    the slice that completes a chunk carries it, for retrieval and translation.
+    """
+
+    chunk_index: int
+    start_sample: int
+    pcm: np.ndarray  # int16, mono, PIPELINE_RATE
+    # The chunk this slice completes, if it does.
+    chunk: AudioChunk | None = None
+    # The last slice of the stream.
+    final: bool = False
+
+    @property
+    def end_sample(self) -> int:
+        return self.start_sample + len(self.pcm)
+
+
 @dataclass(frozen=True, slots=True)
 class RecognizedWord:
     """A word of the source caption with its audio span (samples)."""
@@ -73,6 +94,8 @@ class SourceCaption:
     end_sample: int
     final: bool
     words: tuple[RecognizedWord, ...] = ()
+    # Revisable captions: how many leading words two successive decodes agreed on.
+    stable_words: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +109,6 @@ class ChunkAnalysis:
     words: tuple[RecognizedWord, ...] = ()
     # The open utterance's current best words (may still change; for retrieval).
     partial_words: tuple[RecognizedWord, ...] = ()
-    # Name of the word decoder's language model ("" = the default one).
-    language_model: str = ""
 
     @property
     def has_speech(self) -> bool:

@@ -35,7 +35,9 @@ class _Model(BaseModel):
 class AudioFormat(_Model):
     encoding: str = Field(default="pcm_s16le", description="Only pcm_s16le (16-bit little-endian).")
     sample_rate: int = Field(default=16000, description=f"One of {SUPPORTED_SAMPLE_RATES}.")
-    channels: int = Field(default=1, description="Only 1 (mono).")
+    channels: int = Field(
+        default=1, description="1 (mono) or 2 (interleaved stereo, mixed down to mono)."
+    )
 
 
 class SessionStart(_Model):
@@ -185,7 +187,8 @@ class Caption(_ChunkEvent):
 
     ``final: false`` captions are revised by later ones with the same
     ``utterance``; ``final: true`` closes it. ``start``/``end`` span the utterance;
-    ``chunk`` is the chunk being processed when it was produced.
+    ``chunk`` is the chunk being processed when it was produced. Both kinds carry
+    word times.
     """
 
     type: Literal["caption"] = "caption"
@@ -193,6 +196,13 @@ class Caption(_ChunkEvent):
     text: str
     final: bool
     words: list[Word] = Field(default_factory=list)
+    stable_words: int | None = Field(
+        default=None,
+        description=(
+            "Revisable captions: how many leading words two successive decodes agreed on "
+            "(LocalAgreement); later revisions rarely change them. Absent on final captions."
+        ),
+    )
 
 
 class TermOut(_Model):

@@ -1,11 +1,9 @@
 """The retrieve stage: embedded (in process, the default) or remote (the retriever service).
 
 Both implement :class:`server.stages.RetrieverService`. Both take their word
-evidence from the session's caption decoder in the speech worker
-(:attr:`ChunkAnalysis.words` / ``partial_words``), and both keep that decoder on
-a glossary-biased language model (:class:`DecoderBiasing`): the bias is what
-makes terms come out of the decoder spelled as the glossary spells them, and
-the decoder runs in the gateway's speech workers whichever retriever scores.
+evidence from the session's Whisper captions in the speech worker
+(:attr:`ChunkAnalysis.words` / ``partial_words``); the session biases that
+recogniser toward its glossary itself (:mod:`server.asr.hotwords`).
 
 * :class:`EmbeddedRetrieverService` scores in this process, off the event loop
   (``asyncio.to_thread``: FAISS and numpy re-scoring take a few ms per chunk),
@@ -32,7 +30,6 @@ import httpx
 
 from glossary.model import GlossarySnapshot
 from retriever.aggregate import AggregationParams
-from retriever.biased_lm import BiasParams, LanguageModelSpec, build_biased_lm, ensure_base_lm
 from retriever.index import IndexManager, IndexParams
 from retriever.phonetic import PhoneticTermEncoder
 from retriever.wire import (
@@ -53,20 +50,9 @@ from retriever.word_evidence import (
 from server.errors import ErrorCode
 from server.frames import AudioChunk, ChunkAnalysis, StageWarning, TermHits
 from server.stages import SessionContext, WarnFn
-from server.workers import SpeechWorkers, exit_with_parent
+from server.workers import exit_with_parent
 
 log = logging.getLogger(__name__)
-
-
-# -- glossary-biased decoding -----------------------------------------------------------
-
-
-def _build_lm_in_process(
-    cache_dir: Path, snapshots: Sequence[GlossarySnapshot], params: BiasParams
-) -> LanguageModelSpec:
-    """Runs in the LM builder process (seconds of file work; never in the gateway)."""
-    base = ensure_base_lm(cache_dir)
-    return build_biased_lm(base, snapshots, cache_dir / "biased", params)
 
 
 def _train_letter_to_sound() -> None:
@@ -107,94 +93,6 @@ def _single_process_pool() -> ProcessPoolExecutor:
     )
 
 
-class LanguageModelBuilder:
-    """Builds glossary-biased LMs in one background process, cached on disk by glossary versions.
-
-    One process, not a thread: the build is Python text processing plus
-    pocketsphinx's LM conversion, which would hold the gateway's GIL for
-    seconds. Concurrent requests for the same glossary set share one build.
-    """
-
-    def __init__(self, cache_dir: Path, params: BiasParams | None = None) -> None:
-        self._cache_dir = cache_dir
-        self._params = params or BiasParams()
-        self._executor: ProcessPoolExecutor | None = None
-        self._builds: dict[str, asyncio.Future[LanguageModelSpec]] = {}
-
-    def pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = _single_process_pool()
-        return self._executor
-
-    async def build(self, snapshots: Sequence[GlossarySnapshot]) -> LanguageModelSpec:
-        from retriever.biased_lm import lm_key
-
-        key = lm_key(snapshots, self._params)
-        future = self._builds.get(key)
-        if future is None or (future.done() and future.exception() is not None):
-            loop = asyncio.get_running_loop()
-            future = asyncio.ensure_future(
-                loop.run_in_executor(
-                    self.pool(),
-                    _build_lm_in_process,
-                    self._cache_dir,
-                    tuple(snapshots),
-                    self._params,
-                )
-            )
-            self._builds[key] = future
-            # Forget old builds: the spec is cheap to rebuild from the disk cache.
-            while len(self._builds) > 64:
-                self._builds.pop(next(iter(self._builds)))
-        return await asyncio.shield(future)
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-
-
-class DecoderBiasing:
-    """Keeps one session's caption decoder on the biased LM of its current glossaries."""
-
-    def __init__(
-        self, builder: LanguageModelBuilder | None, speech: SpeechWorkers | None, session_id: str
-    ) -> None:
-        self._builder = builder
-        self._speech = speech
-        self._session_id = session_id
-        self._task: asyncio.Task[None] | None = None
-        self.active: str = ""
-
-    def update(self, snapshots: Sequence[GlossarySnapshot]) -> None:
-        """Build (in the background) and switch to the LM of ``snapshots``."""
-        if self._builder is None or self._speech is None:
-            return
-        if self._task is not None:
-            self._task.cancel()
-        self._task = asyncio.get_running_loop().create_task(self._switch(tuple(snapshots)))
-
-    async def _switch(self, snapshots: tuple[GlossarySnapshot, ...]) -> None:
-        assert self._builder is not None and self._speech is not None
-        try:
-            spec = await self._builder.build(snapshots) if snapshots else None
-            session = self._speech.session(self._session_id)
-            if session is not None:
-                await session.set_language_model(spec)
-                self.active = spec.name if spec else ""
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # Captions and retrieval go on with the default LM; worse, not broken.
-            log.warning("could not switch to the glossary-biased LM", exc_info=True)
-
-    async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-
-
 # -- embedded ------------------------------------------------------------------------------
 
 
@@ -203,8 +101,6 @@ class EmbeddedRetrievalParams:
     cache_dir: Path
     retrieval: WordRetrievalParams = field(default_factory=WordRetrievalParams)
     index: IndexParams = field(default_factory=IndexParams)
-    bias: BiasParams = field(default_factory=BiasParams)
-    biased_lm: bool = True
     # How long a session start waits for its glossaries' first index builds.
     index_wait_seconds: float = 2.0
 
@@ -212,24 +108,15 @@ class EmbeddedRetrievalParams:
 class EmbeddedRetrieverService:
     """In-process retrieval over the speech workers' word evidence (the default)."""
 
-    def __init__(self, params: EmbeddedRetrievalParams, speech: SpeechWorkers | None) -> None:
+    def __init__(self, params: EmbeddedRetrievalParams) -> None:
         self._params = params
-        self._speech = speech
         self.indexes = IndexManager(
             PhoneticTermEncoder(), params.index, cache_root=params.cache_dir / "index"
         )
         self._matchers = TextMatchers()
-        self._builder = (
-            LanguageModelBuilder(params.cache_dir / "lm", params.bias) if params.biased_lm else None
-        )
-        # Letter-to-sound (for out-of-vocabulary terms) trains in the LM builder's
-        # process, queued before any LM build that needs it, or in a one-off helper.
-        self._helper: ProcessPoolExecutor | None = None
-        if self._builder is not None:
-            prefetch_letter_to_sound(self._builder.pool())
-        else:
-            self._helper = _single_process_pool()
-            prefetch_letter_to_sound(self._helper)
+        # Letter-to-sound (for out-of-vocabulary terms) trains in a one-off helper.
+        self._helper: ProcessPoolExecutor | None = _single_process_pool()
+        prefetch_letter_to_sound(self._helper)
         # The pronunciation dictionary loads in the background (~2 s), so no session
         # waits for it.
         threading.Thread(
@@ -237,8 +124,6 @@ class EmbeddedRetrieverService:
         ).start()
 
     async def aclose(self) -> None:
-        if self._builder is not None:
-            self._builder.close()
         if self._helper is not None:
             self._helper.shutdown(wait=False, cancel_futures=True)
         # Waits for a running index build: off the event loop.
@@ -260,9 +145,7 @@ class EmbeddedRetrieverService:
             context.target_languages,
             self._params.retrieval,
         )
-        biasing = DecoderBiasing(self._builder, self._speech, context.session_id)
-        biasing.update(glossaries)
-        return EmbeddedSessionRetriever(self, core, biasing)
+        return EmbeddedSessionRetriever(self, core)
 
 
 class EmbeddedSessionRetriever:
@@ -270,11 +153,9 @@ class EmbeddedSessionRetriever:
         self,
         service: EmbeddedRetrieverService,
         core: WordEvidenceRetriever,
-        biasing: DecoderBiasing,
     ) -> None:
         self._service = service
         self._core = core
-        self._biasing = biasing
         # Chunks are retrieved one at a time, in order; the lock makes that explicit.
         self._lock = asyncio.Lock()
 
@@ -294,10 +175,9 @@ class EmbeddedSessionRetriever:
         for snapshot in glossaries:
             self._service.indexes.update(snapshot)  # background build, atomic swap
         self._core.set_glossaries([g.id for g in glossaries])
-        self._biasing.update(glossaries)
 
     async def aclose(self) -> None:
-        await self._biasing.aclose()
+        return None
 
 
 # -- remote ---------------------------------------------------------------------------------
@@ -312,39 +192,27 @@ class RemoteRetrievalParams:
     read_timeout: float = 2.0
     backoff_initial: float = 0.5
     backoff_max: float = 8.0
-    bias: BiasParams = field(default_factory=BiasParams)
-    biased_lm: bool = True
 
 
 class RemoteRetrieverService:
     """HTTP client of the retriever service (one connection pool for all sessions)."""
 
-    def __init__(self, params: RemoteRetrievalParams, speech: SpeechWorkers | None) -> None:
+    def __init__(self, params: RemoteRetrievalParams) -> None:
         self._params = params
-        self._speech = speech
         self._client = httpx.AsyncClient(
             base_url=params.url,
             timeout=httpx.Timeout(
                 params.read_timeout, connect=params.connect_timeout, pool=params.connect_timeout
             ),
         )
-        self._builder = (
-            LanguageModelBuilder(params.cache_dir / "lm", params.bias) if params.biased_lm else None
-        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
-        if self._builder is not None:
-            self._builder.close()
 
     async def open_session(
         self, context: SessionContext, glossaries: Sequence[GlossarySnapshot], warn: WarnFn
     ) -> RemoteSessionRetriever:
-        biasing = DecoderBiasing(self._builder, self._speech, context.session_id)
-        biasing.update(glossaries)
-        return RemoteSessionRetriever(
-            self._client, self._params, context, glossaries, warn, biasing
-        )
+        return RemoteSessionRetriever(self._client, self._params, context, glossaries, warn)
 
 
 class RemoteSessionRetriever:
@@ -355,14 +223,12 @@ class RemoteSessionRetriever:
         context: SessionContext,
         glossaries: Sequence[GlossarySnapshot],
         warn: WarnFn,
-        biasing: DecoderBiasing,
     ) -> None:
         self._client = client
         self._params = params
         self._context = context
         self._glossaries = {g.id: g for g in glossaries}
         self._warn = warn
-        self._biasing = biasing
         # Outage state: calls are skipped until _retry_at; one warning per outage.
         self._down = False
         self._backoff = params.backoff_initial
@@ -453,10 +319,8 @@ class RemoteSessionRetriever:
 
     def set_glossaries(self, glossaries: Sequence[GlossarySnapshot]) -> None:
         self._glossaries = {g.id: g for g in glossaries}
-        self._biasing.update(glossaries)
 
     async def aclose(self) -> None:
-        await self._biasing.aclose()
         if not self._down:
             # Free the service's session state now rather than at its idle timeout.
             with contextlib.suppress(httpx.HTTPError):

@@ -33,6 +33,7 @@ All session state lives on this object and is released in ``run``'s finally.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -47,10 +48,11 @@ from pydantic import BaseModel
 
 from glossary.auth import key_from_headers
 from glossary.model import GlossarySnapshot
+from server.asr.hotwords import hotwords_for
 from server.audio import (
-    Chunker,
     PaceLimiter,
     Resampler,
+    Slicer,
     check_audio_format,
     chunk_samples,
     decode_frame,
@@ -61,7 +63,9 @@ from server.feeds import SessionFeed
 from server.frames import (
     PIPELINE_RATE,
     AudioChunk,
+    AudioSlice,
     ChunkAnalysis,
+    RecognizedWord,
     StageWarning,
     TermHits,
     TranslationCommit,
@@ -105,6 +109,42 @@ class _ClientGone(Exception):
     """The client disconnected; nothing more can be sent."""
 
 
+_MAX_SLICES_PER_CALL = 8
+
+
+class _ChunkEvidence:
+    """What the front end said about the slices of the chunk being filled.
+
+    The open utterance's revisable words outlive the chunk (a chunk whose slices
+    got no revisable decode still has the last ones); they are dropped when the
+    utterance's final words arrive.
+    """
+
+    def __init__(self) -> None:
+        self._speech = 0
+        self._words: list[RecognizedWord] = []
+        self._partial: tuple[RecognizedWord, ...] = ()
+
+    def add(self, analysis: ChunkAnalysis) -> None:
+        self._speech += analysis.speech_samples
+        if analysis.words:
+            self._words.extend(analysis.words)
+            self._partial = ()
+        if analysis.partial_words:
+            self._partial = analysis.partial_words
+
+    def take(self, chunk_index: int) -> ChunkAnalysis:
+        analysis = ChunkAnalysis(
+            chunk_index=chunk_index,
+            speech_samples=self._speech,
+            words=tuple(self._words),
+            partial_words=self._partial,
+        )
+        self._speech = 0
+        self._words = []
+        return analysis
+
+
 @dataclass(frozen=True, slots=True)
 class _Analysed:
     chunk: AudioChunk
@@ -130,7 +170,7 @@ class StreamSession:
         self._glossaries: list[GlossarySnapshot] = []
         self._feed: SessionFeed | None = None
         # Queues between the stages (None marks the end of the stream).
-        self._chunks: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
+        self._slices: asyncio.Queue[AudioSlice | None] = asyncio.Queue()
         self._analysed: asyncio.Queue[_Analysed | None] = asyncio.Queue()
         # Serialised events for the speaker's socket: (seq, json, is_summary).
         # Unbounded as a queue; _emit enforces max_outbound_events (see there).
@@ -305,8 +345,9 @@ class StreamSession:
             time.monotonic(),
         )
         self._resampler = Resampler(start.audio.sample_rate)
-        self._chunker = Chunker(chunk_samples(start.lm))
-        self._speech = await services.speech.open(self.session_id)
+        self._slicer = Slicer(chunk_samples(start.lm))
+        hotwords = hotwords_for(self._glossaries) if self._settings.asr_hotwords else ""
+        self._speech = await services.speech.open(self.session_id, hotwords)
         if self._glossaries and services.retriever is not None:
             self._retriever = await services.retriever.open_session(
                 self._context, self._glossaries, self._warn
@@ -401,7 +442,8 @@ class StreamSession:
 
     def _take_audio(self, data: bytes) -> None:
         now = time.monotonic()
-        pcm = decode_frame(data, self._settings.max_frame_bytes)
+        assert self._start is not None
+        pcm = decode_frame(data, self._settings.max_frame_bytes, self._start.audio.channels)
         self._pace.admit(len(pcm), now)
         self._input_samples += len(pcm)
         if self._pace.received_seconds > self._settings.max_session_seconds:
@@ -426,8 +468,8 @@ class StreamSession:
 
     def _enqueue(self, pcm: np.ndarray, now: float) -> None:
         self._received_samples += len(pcm)
-        for chunk in self._chunker.push(pcm, now):
-            self._chunks.put_nowait(chunk)
+        for piece in self._slicer.push(pcm, now):
+            self._slices.put_nowait(piece)
 
     def _take_control(self, text: str) -> None:
         try:
@@ -448,53 +490,72 @@ class StreamSession:
         self._input_closed = True
         tail = self._resampler.flush()
         self._received_samples += len(tail)
-        for chunk in self._chunker.push(tail, now) + self._chunker.flush(now):
-            self._chunks.put_nowait(chunk)
-        self._chunks.put_nowait(None)
+        for piece in self._slicer.push(tail, now) + self._slicer.flush(now):
+            self._slices.put_nowait(piece)
+        self._slices.put_nowait(None)
 
     # -- analyser: VAD, captions, retrieval --------------------------------
 
     async def _analyse_chunks(self) -> None:
-        while (chunk := await self._chunks.get()) is not None:
+        """Slices through the speech front end; each completed chunk through retrieval."""
+        open_chunk = _ChunkEvidence()
+        ended = False
+        while not ended and (first := await self._slices.get()) is not None:
+            batch = [first]
+            # Behind the speaker: one worker call for what is queued, and no
+            # revisable decode until the session has caught up.
+            while len(batch) < _MAX_SLICES_PER_CALL and not self._slices.empty():
+                queued = self._slices.get_nowait()
+                if queued is None:
+                    ended = True
+                    break
+                batch.append(queued)
             started = time.monotonic()
-            analysis = await self._analyse(chunk)
-            self._emit_captions(chunk, analysis)
-            terms = TermHits(chunk_index=chunk.index)
-            if self._glossaries and analysis.has_words:
-                terms = await self._retriever.retrieve(chunk, analysis)
-                self._metrics.retrieval.observe(terms.elapsed)
-                self._emit_terms(chunk, terms)
-            self._analysed.put_nowait(_Analysed(chunk, analysis, terms, started))
+            partial = not ended and self._slices.empty()
+            for piece, analysis in zip(batch, await self._analyse(batch, partial), strict=True):
+                self._emit_captions(piece.chunk_index, analysis)
+                open_chunk.add(analysis)
+                if piece.chunk is None:
+                    continue
+                chunk = piece.chunk
+                chunk_analysis = open_chunk.take(chunk.index)
+                terms = TermHits(chunk_index=chunk.index)
+                if self._glossaries and chunk_analysis.has_words:
+                    terms = await self._retriever.retrieve(chunk, chunk_analysis)
+                    self._metrics.retrieval.observe(terms.elapsed)
+                    self._emit_terms(chunk, terms)
+                self._analysed.put_nowait(_Analysed(chunk, chunk_analysis, terms, started))
         self._analysed.put_nowait(None)
 
-    async def _analyse(self, chunk: AudioChunk) -> ChunkAnalysis:
+    async def _analyse(self, batch: list[AudioSlice], partial: bool) -> list[ChunkAnalysis]:
         assert self._speech is not None
         try:
-            return await self._speech.process(chunk)
+            return await self._speech.process(batch, partial)
         except SpeechWorkerLost:
             self._warn(
                 StageWarning(
                     ErrorCode.SPEECH_FRONTEND_FAILED,
                     "the speech worker restarted; the caption in progress was lost",
-                    chunk.index,
+                    batch[0].chunk_index,
                 )
             )
             await self._speech.reopen()
-            # The chunk's audio still counts as speech for translation.
-            return ChunkAnalysis(chunk_index=chunk.index, speech_samples=len(chunk.pcm))
+            # The audio still counts as speech for translation.
+            return [ChunkAnalysis(p.chunk_index, speech_samples=len(p.pcm)) for p in batch]
 
-    def _emit_captions(self, chunk: AudioChunk, analysis: ChunkAnalysis) -> None:
+    def _emit_captions(self, chunk_index: int, analysis: ChunkAnalysis) -> None:
         self._speech_samples += analysis.speech_samples
         self._metrics.speech_seconds.inc(seconds(analysis.speech_samples))
         for caption in analysis.captions:
             self._emit(
                 Caption(
-                    chunk=chunk.index,
+                    chunk=chunk_index,
                     start=seconds(caption.start_sample),
                     end=seconds(caption.end_sample),
                     utterance=self._utterance,
                     text=caption.text,
                     final=caption.final,
+                    stable_words=None if caption.final else caption.stable_words,
                     words=[
                         Word(word=w.word, start=seconds(w.start_sample), end=seconds(w.end_sample))
                         for w in caption.words
@@ -534,6 +595,10 @@ class StreamSession:
         async for snapshots in self._services.glossaries.watch(self._tenant, ids, since):
             self._glossaries = list(snapshots)
             self._retriever.set_glossaries(snapshots)
+            if self._speech is not None and self._settings.asr_hotwords:
+                # A lost worker is noticed (and the hotwords restored) by the analyser.
+                with contextlib.suppress(SpeechWorkerLost):
+                    await self._speech.set_hotwords(hotwords_for(snapshots))
             self._emit(
                 GlossaryUpdated(
                     glossaries=[

@@ -114,9 +114,23 @@ class Settings(BaseSettings):
     # output) within this many seconds; 0 ends a session at its first disconnect.
     resume_grace_seconds: float = Field(default=30.0, ge=0)
 
-    # Speech front end (VAD + pocketsphinx captions), in worker processes.
+    # Speech front end (silero VAD + Whisper captions), in worker processes.
     captions: bool = True
     speech_workers: int = Field(default=0, ge=0, description="0 = one per CPU core")
+    # Whisper model: "tiny.en" / "base" (shipped in PyPI wheels, no download), another
+    # faster-whisper size or hub id (downloaded on first use), or a local directory.
+    asr_model: str = "tiny.en"
+    # "cpu", "cuda" or "auto"; compute type "default" = int8 on CPU, float16 on CUDA.
+    asr_device: Literal["cpu", "cuda", "auto"] = "cpu"
+    asr_compute_type: str = "default"
+    # Threads per worker process (each worker holds one model).
+    asr_threads: int = Field(default=1, ge=1, le=64)
+    # Bias recognition toward the session's glossary terms (Whisper prompt).
+    asr_hotwords: bool = True
+    # Seconds of new speech between two revisable caption decodes.
+    asr_partial_step_seconds: float = Field(default=0.48, ge=0.16, le=10.0)
+    # Longest utterance transcribed in one piece (Whisper sees at most 30 s).
+    asr_max_utterance_seconds: float = Field(default=15.0, ge=2.0, le=28.0)
 
     # How often sessions look for glossary changes made by other processes
     # (changes through this process arrive at once).
@@ -131,8 +145,6 @@ class Settings(BaseSettings):
     retrieval_top_k: int = Field(default=10, ge=1, le=100)
     # FAISS candidates per window re-scored by phone alignment (embedded retriever).
     retrieval_candidates: int = Field(default=100, ge=1, le=2000)
-    # Decode with a glossary-biased word LM (built in the background per glossary version).
-    retrieval_biased_lm: bool = True
     retriever_connect_timeout_seconds: float = Field(default=1.0, gt=0)
     retriever_read_timeout_seconds: float = Field(default=2.0, gt=0)
     # Which encoder the retriever *service* (``rasst retriever serve``) runs; the

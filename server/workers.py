@@ -1,10 +1,11 @@
 """Speech worker processes: where the per-session front ends run.
 
-pocketsphinx holds the GIL while it decodes, so threads would serialise every
-session on one core. Each worker is a single-process executor (sticky: a
-session's decoder state lives in exactly one worker) and sessions are placed on
-the least-loaded worker. Decoders are expensive to build (~0.3 s, ~90 MB), so a
-worker keeps idle ones for the next session instead of rebuilding them.
+Each worker process loads the Whisper model once (one CPU thread: processes,
+not threads, give the parallelism, and one worker per core keeps the cores
+busy without oversubscribing them) and hosts the front ends of the sessions
+placed on it (sticky: a session's utterance state lives in exactly one
+worker; new sessions go to the least-loaded worker). A session's own state
+there is a VAD and one utterance buffer, freed when it closes.
 
 A worker that dies is replaced; its sessions get ``SpeechWorkerLost`` and
 re-open on a live worker (they lose only the utterance in progress).
@@ -18,21 +19,16 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from retriever.biased_lm import LanguageModelSpec
-from server.frames import AudioChunk, ChunkAnalysis
-from server.speech import (
-    FrontEndParams,
-    SpeechFrontEnd,
-    default_decoder_factory,
-    default_vad_factory,
-)
+from server.asr.front_end import FrontEndParams, SliceIn, SpeechFrontEnd, default_vad_factory
+from server.asr.models import AsrModelParams, load_model
+from server.asr.recognizer import DecodeParams, WhisperRecognizer
+from server.frames import AudioSlice, ChunkAnalysis
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +37,8 @@ log = logging.getLogger(__name__)
 # to the gateway: the gateway never imports these names for their values.
 
 _params: FrontEndParams | None = None
+_recognizer: WhisperRecognizer | None = None
 _sessions: dict[str, SpeechFrontEnd] = {}
-_idle_decoders: list[Any] = []
 
 
 def exit_with_parent() -> None:
@@ -61,47 +57,39 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _worker_init(params: FrontEndParams, warm_decoders: int) -> None:
-    global _params
+def _worker_init(params: FrontEndParams, model: AsrModelParams, decode: DecodeParams) -> None:
+    global _params, _recognizer
     exit_with_parent()
     _params = params
     if params.captions:
-        _idle_decoders.extend(default_decoder_factory() for _ in range(warm_decoders))
+        _recognizer = WhisperRecognizer(load_model(model), decode)
 
 
 def _worker_ping() -> int:
     return os.getpid()
 
 
-def _worker_open(session_id: str) -> None:
+def _worker_open(session_id: str, hotwords: str) -> None:
     assert _params is not None
-    decoder = None
-    if _params.captions:
-        decoder = _idle_decoders.pop() if _idle_decoders else default_decoder_factory()
-    _sessions[session_id] = SpeechFrontEnd(_params, default_vad_factory(), decoder)
+    front_end = SpeechFrontEnd(_params, default_vad_factory(), _recognizer)
+    front_end.set_hotwords(hotwords)
+    _sessions[session_id] = front_end
 
 
 def _worker_process(
-    session_id: str, index: int, start_sample: int, pcm: np.ndarray, final: bool
-) -> ChunkAnalysis:
-    return _sessions[session_id].process(index, start_sample, pcm, final)
+    session_id: str, slices: Sequence[SliceIn], partial: bool
+) -> list[ChunkAnalysis]:
+    return _sessions[session_id].process(slices, partial)
 
 
-def _worker_set_lm(session_id: str, spec: LanguageModelSpec | None) -> str:
+def _worker_set_hotwords(session_id: str, hotwords: str) -> None:
     front_end = _sessions.get(session_id)
-    if front_end is None:
-        return ""
-    front_end.set_language_model(spec)
-    return front_end.language_model
+    if front_end is not None:
+        front_end.set_hotwords(hotwords)
 
 
-def _worker_close(session_id: str, keep_decoder: int) -> None:
-    front_end = _sessions.pop(session_id, None)
-    if front_end is None:
-        return
-    decoder = front_end.release_decoder()
-    if decoder is not None and len(_idle_decoders) < keep_decoder:
-        _idle_decoders.append(decoder)
+def _worker_close(session_id: str) -> None:
+    _sessions.pop(session_id, None)
 
 
 # -- in the gateway ----------------------------------------------------------------
@@ -116,15 +104,16 @@ class _Worker:
     executor: ProcessPoolExecutor
     sessions: set[str] = field(default_factory=set)
     broken: bool = False
+    # Calls submitted and not yet answered (all sessions on this worker).
+    pending: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class SpeechWorkerParams:
     workers: int
     front_end: FrontEndParams
-    warm_decoders: int = 2
-    # Idle decoders a worker keeps for reuse (memory ~90 MB each).
-    keep_decoders: int = 8
+    model: AsrModelParams = field(default_factory=AsrModelParams)
+    decode: DecodeParams = field(default_factory=DecodeParams)
 
 
 class SpeechWorkers:
@@ -142,7 +131,7 @@ class SpeechWorkers:
             max_workers=1,
             mp_context=self._context,
             initializer=_worker_init,
-            initargs=(self._params.front_end, self._params.warm_decoders),
+            initargs=(self._params.front_end, self._params.model, self._params.decode),
         )
         return _Worker(executor)
 
@@ -162,11 +151,11 @@ class SpeechWorkers:
             worker.executor.shutdown(wait=True, cancel_futures=True)
         self._workers = []
 
-    async def open(self, session_id: str) -> SpeechSession:
+    async def open(self, session_id: str, hotwords: str = "") -> SpeechSession:
         worker = self._least_loaded()
         worker.sessions.add(session_id)
-        session = SpeechSession(self, worker, session_id)
-        await session._call(_worker_open, session_id)
+        session = SpeechSession(self, worker, session_id, hotwords)
+        await session._call(_worker_open, session_id, hotwords)
         self._sessions[session_id] = session
         return session
 
@@ -195,17 +184,19 @@ class SpeechWorkers:
 class SpeechSession:
     """A session's handle on its front end inside a worker process."""
 
-    def __init__(self, pool: SpeechWorkers, worker: _Worker, session_id: str) -> None:
+    def __init__(self, pool: SpeechWorkers, worker: _Worker, session_id: str, hotwords: str) -> None:
         self._pool = pool
         self._worker = worker
         self._session_id = session_id
-        # The language model the session should decode with (kept across worker loss).
-        self._language_model: LanguageModelSpec | None = None
+        # Kept across worker loss, for the front end that replaces the lost one.
+        self._hotwords = hotwords
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
+        worker = self._worker
+        worker.pending += 1
         try:
-            return await loop.run_in_executor(self._worker.executor, fn, *args)
+            return await loop.run_in_executor(worker.executor, fn, *args)
         except BrokenProcessPool as exc:
             self._pool._replace(self._worker)
             raise SpeechWorkerLost("speech worker died") from exc
@@ -214,34 +205,33 @@ class SpeechSession:
             if not self._worker.broken:
                 raise
             raise SpeechWorkerLost("speech worker died") from exc
+        finally:
+            worker.pending -= 1
 
-    async def process(self, chunk: AudioChunk) -> ChunkAnalysis:
-        return await self._call(
-            _worker_process,
-            self._session_id,
-            chunk.index,
-            chunk.start_sample,
-            chunk.pcm,
-            chunk.final,
-        )
+    async def process(self, slices: Sequence[AudioSlice], partial: bool) -> list[ChunkAnalysis]:
+        """One analysis per slice; ``partial``: a revisable caption decode after the last.
 
-    async def set_language_model(self, spec: LanguageModelSpec | None) -> str:
-        """Decode with ``spec`` (None: the default LM) from the next utterance on.
-
-        Returns the name of the search active now ("" = default). Runs in the
-        session's worker between two chunks, so it never races the decoding.
+        The revisable decode is skipped while other sessions' audio waits for this
+        worker: final captions of every session come first, whatever the load.
         """
-        self._language_model = spec
-        return str(await self._call(_worker_set_lm, self._session_id, spec))
+        partial = partial and self._worker.pending == 0
+        pieces = [SliceIn(s.chunk_index, s.start_sample, s.pcm, s.final) for s in slices]
+        result: list[ChunkAnalysis] = await self._call(
+            _worker_process, self._session_id, pieces, partial
+        )
+        return result
+
+    async def set_hotwords(self, hotwords: str) -> None:
+        """Bias recognition toward these glossary terms from the next decode on."""
+        self._hotwords = hotwords
+        await self._call(_worker_set_hotwords, self._session_id, hotwords)
 
     async def reopen(self) -> None:
         """After a SpeechWorkerLost: continue on a live worker with a fresh front end."""
         self._worker.sessions.discard(self._session_id)
         self._worker = self._pool._least_loaded()
         self._worker.sessions.add(self._session_id)
-        await self._call(_worker_open, self._session_id)
-        if self._language_model is not None:
-            await self._call(_worker_set_lm, self._session_id, self._language_model)
+        await self._call(_worker_open, self._session_id, self._hotwords)
 
     async def aclose(self) -> None:
         self._pool._sessions.pop(self._session_id, None)
@@ -249,4 +239,4 @@ class SpeechSession:
         if self._worker.broken:
             return
         with contextlib.suppress(SpeechWorkerLost):
-            await self._call(_worker_close, self._session_id, self._pool._params.keep_decoders)
+            await self._call(_worker_close, self._session_id)

@@ -18,7 +18,7 @@ from types import TracebackType
 
 import httpx
 
-READY_TIMEOUT = 120.0  # seconds; speech workers load pocketsphinx models at start-up
+READY_TIMEOUT = 120.0  # seconds; speech workers load the Whisper model at start-up
 
 
 def _free_port() -> int:

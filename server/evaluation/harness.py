@@ -73,7 +73,7 @@ class EvalConfig:
     # Already uploaded glossaries (the sweep uploads once for many runs): skips the upload.
     glossary_ids: tuple[str, ...] = ()
     # Seconds a quiet session is held open first, so that the gateway's glossary index and
-    # biased decoder LM are built before the measured talks (see runner.warm_up).
+    # pronunciations are ready before the measured talks (see runner.warm_up).
     warmup_seconds: float = 30.0
     plots: bool = True
 
@@ -399,7 +399,7 @@ def _config_json(config: EvalConfig) -> dict[str, Any]:
 
 def _tool_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
-    for package in ("rasst", "sacrebleu", "omnisteval", "mweralign", "pocketsphinx"):
+    for package in ("rasst", "sacrebleu", "omnisteval", "mweralign", "faster-whisper"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:

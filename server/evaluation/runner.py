@@ -149,8 +149,8 @@ class _Progress:
 async def warm_up(url: str, options: StreamOptions, seconds: float, *, wait: float = 60.0) -> None:
     """Hold a quiet session open for ``seconds`` so the gateway prepares the glossaries.
 
-    A session start makes the gateway build its glossary index and glossary-biased decoder
-    LM in the background (cached for later sessions); a measured run that started cold
+    A session start makes the gateway build its glossary index and term pronunciations
+    in the background (cached for later sessions); a measured run that started cold
     would score the first part of the talk without them. The protocol has no "ready"
     event, so the harness waits a fixed time, sending a little silence now and then so
     that idle timeouts never fire.

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from retriever.biased_lm import LanguageModelSpec
 from server.audio import chunk_samples
 from server.evaluation.metrics.bleu import is_char_level
 from server.frames import PIPELINE_RATE, ChunkAnalysis
@@ -151,12 +150,10 @@ def _piece_bounds(record: CorpusRecord, total: int) -> list[tuple[int, int]]:
     return [(s, min(s + PIECE_SAMPLES, total)) for s in range(0, total, PIECE_SAMPLES)]
 
 
-def _analyse_job(
-    record: CorpusRecord, language_model: LanguageModelSpec | None
-) -> tuple[int, list[ChunkAnalysis]]:
+def _analyse_job(record: CorpusRecord, hotwords: str) -> tuple[int, list[ChunkAnalysis]]:
     """Runs in a worker process: the recording's length and its front-end analyses."""
     pcm = load_pcm(record.audio)
-    return len(pcm), analyse_recording(pcm, _piece_bounds(record, len(pcm)), language_model)
+    return len(pcm), analyse_recording(pcm, _piece_bounds(record, len(pcm)), hotwords)
 
 
 def _neighbour_gold(chunks: Sequence[PlannedChunk], i: int) -> tuple[GoldOccurrence, ...]:
@@ -427,7 +424,7 @@ def build_dataset(
                     max_workers=max(1, params.jobs), mp_context=multiprocessing.get_context("spawn")
                 )
             )
-            futures = [pool.submit(_analyse_job, r, context.language_model) for r in records]
+            futures = [pool.submit(_analyse_job, r, context.hotwords) for r in records]
             for record, future in zip(records, futures, strict=True):
                 total, analyses = future.result()
                 stats.audio_seconds += total / PIPELINE_RATE

@@ -160,7 +160,7 @@ def slm_data_command(
             # The recipe looks at up to 16 retrieved candidates per chunk (cap16).
             top_k=recipe.cap if recipe else settings.retrieval_top_k,
             candidates=settings.retrieval_candidates,
-            biased_lm=settings.retrieval_biased_lm,
+            hotwords=settings.asr_hotwords,
             negative_tau=min(negative_tau, settings.retrieval_tau),
         )
     params = BuildParams(

@@ -1,13 +1,13 @@
 """The embedded retriever replayed offline over a recording, chunk by chunk, as a session runs it.
 
 A gateway session (``server/session.py``) sends each chunk through the speech front end
-(silero VAD + pocketsphinx decoding with the glossary-biased LM) and, when the chunk has
+(silero VAD + Whisper captions with the glossary's hotwords) and, when the chunk has
 speech, through :class:`retriever.word_evidence.WordEvidenceRetriever`. This module does
 the same, so the hard negatives in the SFT data are the terms the served retriever would
 really put in front of the model for that audio. It also says which chunks have speech:
 serving never sends a silent chunk to the model.
 
-Decoding is the expensive half (pocketsphinx, about 5× faster than real time on one
+Decoding is the expensive half (Whisper, about 10-25× faster than real time on one
 core): :func:`analyse_recording` runs it once per recording in 0.96 s pieces, in a worker
 process; chunks of any lm are unions of pieces (:func:`merge_analyses`), which gives the
 same words a front end fed with whole chunks gives. Scoring (:func:`retrieve_chunks`,
@@ -16,6 +16,7 @@ milliseconds per chunk) then runs once per lm.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,12 @@ import numpy as np
 
 from glossary.model import GlossarySnapshot
 from retriever.aggregate import AggregationParams
-from retriever.biased_lm import LanguageModelSpec
 from retriever.index import IndexManager, IndexParams
 from retriever.phonetic import PhoneticTermEncoder
 from retriever.word_evidence import TextMatchers, WordEvidenceRetriever, WordRetrievalParams
+from server.asr.front_end import FrontEndParams, SliceIn, SpeechFrontEnd, default_vad_factory
+from server.asr.models import AsrModelParams, load_model
+from server.asr.recognizer import WhisperRecognizer
 from server.frames import ChunkAnalysis, TermHits
 
 
@@ -39,7 +42,8 @@ class OfflineRetrievalParams:
     tau: float = 0.8
     top_k: int = 10
     candidates: int = 100
-    biased_lm: bool = True
+    # Bias the recogniser toward the glossary, as sessions do (RASST_ASR_HOTWORDS).
+    hotwords: bool = True
     # Hits down to this score are kept as hard-negative candidates (only wrong ones are
     # used below ``tau``; at or above it, a chunk's hits are exactly what serving shows).
     negative_tau: float = 0.5
@@ -57,39 +61,41 @@ class ChunkRetrieval:
 
 @dataclass(slots=True)
 class GlossaryContext:
-    """A glossary's term index and biased LM, built once and used for every recording."""
+    """A glossary's term index and hotwords, built once and used for every recording."""
 
     snapshot: GlossarySnapshot
     params: OfflineRetrievalParams
     indexes: IndexManager = field(init=False)
-    language_model: LanguageModelSpec | None = field(init=False, default=None)
+    hotwords: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
+        from server.asr.hotwords import hotwords_for
+
         self.indexes = IndexManager(PhoneticTermEncoder(), IndexParams())
         self.indexes.update(self.snapshot).result()
-        if self.params.biased_lm:
-            from retriever.biased_lm import build_biased_lm, ensure_base_lm
-
-            lm_dir = self.params.cache_dir / "lm"
-            base = ensure_base_lm(lm_dir)
-            self.language_model = build_biased_lm(base, [self.snapshot], lm_dir / "biased")
+        if self.params.hotwords:
+            self.hotwords = hotwords_for([self.snapshot])
 
     def close(self) -> None:
         self.indexes.close()
 
 
+@functools.cache
+def _recognizer() -> WhisperRecognizer:
+    """The gateway's default model, loaded once per process."""
+    return WhisperRecognizer(load_model(AsrModelParams()))
+
+
 def analyse_recording(
-    pcm: np.ndarray, bounds: Sequence[tuple[int, int]], language_model: LanguageModelSpec | None
+    pcm: np.ndarray, bounds: Sequence[tuple[int, int]], hotwords: str
 ) -> list[ChunkAnalysis]:
     """The speech front end's analysis of each piece of ``pcm`` (blocking, CPU-bound)."""
-    from server.speech import FrontEndParams, build_front_end
-
-    front = build_front_end(FrontEndParams())
-    front.set_language_model(language_model)
+    front = SpeechFrontEnd(FrontEndParams(), default_vad_factory(), _recognizer())
+    front.set_hotwords(hotwords)
     out = []
     for index, (start, end) in enumerate(bounds):
         final = index == len(bounds) - 1
-        out.append(front.process(index, start, pcm[start:end], final))
+        out += front.process([SliceIn(index, start, pcm[start:end], final)], partial=not final)
     return out
 
 
@@ -100,7 +106,6 @@ def merge_analyses(pieces: Sequence[ChunkAnalysis], chunk_index: int) -> ChunkAn
         speech_samples=sum(p.speech_samples for p in pieces),
         words=tuple(w for p in pieces for w in p.words),
         partial_words=pieces[-1].partial_words if pieces else (),
-        language_model=pieces[-1].language_model if pieces else "",
     )
 
 

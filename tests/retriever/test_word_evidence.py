@@ -94,3 +94,59 @@ def test_silence_and_unknown_glossaries_find_nothing(manager: IndexManager) -> N
     assert not retriever(manager).process(0, 0, CHUNK, [], []).hits
     other = WordEvidenceRetriever(manager, TextMatchers(), ["missing"], ["de"])
     assert not other.process(0, 0, CHUNK, words(("language", 0.3, 0.8)), []).hits
+
+
+def test_whisper_words_match_with_punctuation_case_and_spelling_variants() -> None:
+    terms = ["RoBERTa", "data set", "BLEU score", "GPT-3"]
+    m = IndexManager(PhoneticTermEncoder(), IndexParams())
+    m.update(snapshot(terms)).result()
+    try:
+        said = words(
+            ("We", 0.1, 0.2),
+            ("fine-tune", 0.2, 0.5),
+            ("Roberta,", 0.5, 0.9),
+            ("GPT-3", 0.9, 1.2),
+            ("on", 1.2, 1.3),
+            ("the", 1.3, 1.4),
+            ("dataset.", 1.4, 1.8),
+        )
+        hits = retriever(m, tau=0.8).process(0, 0, CHUNK, said, [])
+        found = {h.source: h.score for h in hits.hits}
+        assert found.get("RoBERTa") == 1.0 and found.get("data set") == 1.0
+        assert found.get("GPT-3") == 1.0
+    finally:
+        m.close()
+
+
+def test_a_term_is_reported_once_per_occurrence(manager: IndexManager) -> None:
+    """The look-back sees the end of the previous chunk again: no repeat. Said again
+    later: reported again."""
+    r = retriever(manager, tau=0.8)
+    said = words(("the", 1.5, 1.6), ("language", 1.6, 1.8), ("model", 1.8, 1.9))
+    first = r.process(0, 0, CHUNK, said, [])
+    assert [h.source for h in first.hits] == ["language model"]
+    second = r.process(1, CHUNK, 2 * CHUNK, [], [])
+    assert second.hits == ()
+    again = words(("language", 4.2, 4.5), ("model", 4.5, 4.9))
+    third = r.process(2, 2 * CHUNK, 3 * CHUNK, again, [])
+    assert [h.source for h in third.hits] == ["language model"]
+
+
+def test_revisable_words_then_final_words_of_one_occurrence_report_it_once(
+    manager: IndexManager,
+) -> None:
+    r = retriever(manager, tau=0.8)
+    partial = words(("annotated", 0.5, 1.0), ("corpus", 1.0, 1.5))
+    assert [h.source for h in r.process(0, 0, CHUNK, [], partial).hits] == ["annotated corpus"]
+    final = words(("annotated", 0.52, 1.0), ("corpus,", 1.0, 1.48))
+    assert r.process(1, CHUNK, 2 * CHUNK, final, []).hits == ()
+
+
+def test_final_words_arriving_late_are_still_searched(manager: IndexManager) -> None:
+    """A long utterance's final words arrive when it ends, chunks after they were said."""
+    r = retriever(manager, tau=0.8)
+    for index in range(4):
+        assert r.process(index, index * CHUNK, (index + 1) * CHUNK, [], []).hits == ()
+    late = words(("a", 0.3, 0.5), ("BLEU", 0.5, 0.9), ("score", 0.9, 1.3), ("of", 7.5, 7.7))
+    hits = r.process(4, 4 * CHUNK, 5 * CHUNK, late, [])
+    assert [(h.source, h.start_sample) for h in hits.hits] == [("BLEU score", 8_000)]

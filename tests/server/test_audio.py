@@ -105,7 +105,7 @@ def test_pace_limiter_allows_burst_then_real_time_multiple() -> None:
         (AudioFormat(sample_rate=96000), ErrorCode.UNSUPPORTED_SAMPLE_RATE),
         (AudioFormat(sample_rate=7000), ErrorCode.UNSUPPORTED_SAMPLE_RATE),
         (AudioFormat(encoding="opus"), ErrorCode.UNSUPPORTED_ENCODING),
-        (AudioFormat(channels=2), ErrorCode.UNSUPPORTED_ENCODING),
+        (AudioFormat(channels=3), ErrorCode.UNSUPPORTED_ENCODING),
     ],
 )
 def test_unsupported_formats_have_stable_codes(fmt: AudioFormat, code: ErrorCode) -> None:

@@ -32,7 +32,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         tmp_path_factory.mktemp("resume"),
         "--max-pace",
         "8",
-        env={"RASST_RESUME_GRACE_SECONDS": str(GRACE), "RASST_RETRIEVAL_BIASED_LM": "false"},
+        env={"RASST_RESUME_GRACE_SECONDS": str(GRACE)},
     )
     yield server
     server.stop()

@@ -73,7 +73,7 @@ async def stream(
 def phrase_ends(events: list[dict[str, Any]]) -> dict[str, float]:
     """End time of each glossary phrase in the session's final captions."""
     words = [w for e in events if e["type"] == "caption" and e["final"] for w in e["words"]]
-    text = [w["word"].lower() for w in words]
+    text = [w["word"].lower().strip(".,;:!?\"'") for w in words]
     ends: dict[str, float] = {}
     for phrase in PHRASES:
         toks = phrase.split()
@@ -107,9 +107,9 @@ async def test_terms_of_real_speech_arrive_in_the_right_chunks(gateway: LiveServ
     chunk_seconds = 1.92
     found = terms_by_chunk(events)
     ends = phrase_ends(events)
-    # pocketsphinx hears most of these phrases in this recording; each one heard
-    # must be retrieved where it was said.
-    assert len(ends) >= 5, ends
+    # Whisper hears these phrases in this recording; each one heard must be
+    # retrieved where it was said.
+    assert len(ends) >= 6, ends
     for phrase, end in ends.items():
         chunk = int(end // chunk_seconds)
         assert phrase in found.get(chunk, set()) | found.get(chunk + 1, set()), (

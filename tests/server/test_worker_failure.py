@@ -78,9 +78,9 @@ def _descendants(root: int) -> set[int]:
 
 
 async def test_no_process_outlives_a_killed_gateway(tmp_path: Path) -> None:
-    """Speech workers and the biased-LM builder exit when the gateway dies by SIGKILL.
+    """Speech workers and the letter-to-sound helper exit when the gateway dies by SIGKILL.
 
-    An empty cache directory makes the builder process train letter-to-sound too,
+    An empty cache directory makes the helper process train letter-to-sound,
     so the kill lands while it is busy.
     """
     import httpx
@@ -102,9 +102,9 @@ async def test_no_process_outlives_a_killed_gateway(tmp_path: Path) -> None:
             reader = asyncio.create_task(read_all(ws, transcript, within=60))
             for i in range(0, 16000 * 3, 1600):
                 await ws.send(pcm[i : i + 1600].tobytes())
-            await asyncio.sleep(2)  # the session asked for its biased LM: the builder runs
+            await asyncio.sleep(2)
             spawned = _descendants(server.process.pid)
-            assert len(spawned) >= 2, spawned  # a speech worker and the LM builder at least
+            assert len(spawned) >= 2, spawned  # a speech worker and the helper at least
             server.process.kill()
             server.process.wait(10)
             reader.cancel()

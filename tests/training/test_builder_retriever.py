@@ -20,8 +20,7 @@ from tests.training.support import write_wav
 pytestmark = pytest.mark.skipif(shutil.which("flite") is None, reason="needs flite")
 
 REPO = Path(__file__).resolve().parents[2]
-# The glossary-biased LM needs a base LM dumped once per machine (~30 s): cached like the
-# tiny vLLM model (tests/support/vllm_server.py).
+# Cache of the offline retrieval (index files), kept between runs like the tiny vLLM model.
 LM_CACHE = Path(os.environ.get("RASST_TEST_CACHE", REPO / ".cache")) / "training-retrieval"
 TEXT = "we evaluate the translation with the bleu score on a new corpus"
 GLOSSARY = "en\tde\nBLEU\tBLEU\ncorpus\tKorpus\ntransformer\tTransformer\ndecoder\tDecoder\n"
@@ -69,7 +68,7 @@ def test_term_maps_hold_what_the_retriever_returned_for_the_audio(tmp_path: Path
     assert stats["retrieval"]["chunks_with_speech"] >= 2
     # The last two chunks are silence (VAD): serving never sends them, nor does the data.
     assert stats["chunks"]["silent_dropped"] == 2
-    # The glossary-biased decoder hears "corpus" (flite's "BLEU score" is beyond it).
+    # Whisper hears the glossary's terms in flite's speech.
     assert stats["gold_terms"]["retriever_recall"] > 0
     turns = [t for line in result.meta.read_text().splitlines() for t in json.loads(line)["turns"]]
     retrieved = [e for t in turns for e in t["term_map"] if e["origin"] == "retriever"]

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-# Phrases of the Two Cities text that pocketsphinx recognises (checked against the
+# Phrases of the Two Cities text that Whisper recognises (checked against the
 # gateway's captions for this file) and the retriever finds, spread over the file:
 # the fake microphone does not necessarily start at the file's beginning.
 GLOSSARY = {
