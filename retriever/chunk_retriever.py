@@ -5,6 +5,11 @@ in a worker thread (``asyncio.to_thread``) once per chunk, in chunk order. The
 speech stream holds the encoder state, so each sample is pushed (decoded) once;
 each window is encoded and searched once (it belongs to the chunk in which its
 last sample arrives, see :mod:`retriever.windows`).
+
+A :class:`~retriever.encoders.SpanSpeechStream` (the neural MaxSim encoder's
+default) replaces the window schedule: the chunk's span ``[start − 1.92 s,
+end]`` is encoded once and its sub-windows that reach into the chunk are the
+windows searched (the release's serving path).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 
 from glossary.model import GlossarySnapshot
 from retriever.aggregate import AggregationParams, WindowCandidates, aggregate_chunk
-from retriever.encoders import MultiVectorSpeechStream, SpeechStream
+from retriever.encoders import MultiVectorSpeechStream, SpanSpeechStream, SpeechStream
 from retriever.index import IndexManager
 from retriever.neural.search import search_grouped
 from retriever.windows import Window, WindowCache, WindowSchedule
@@ -114,6 +119,15 @@ class ChunkRetriever:
         end = start_sample + len(pcm)
         self._stream.push(pcm)
         self._next_sample = end
+        if isinstance(self._stream, SpanSpeechStream):
+            candidates = self._score_span(start_sample, end)
+            return aggregate_chunk(
+                chunk_index,
+                candidates,
+                self._targets,
+                self._aggregation,
+                elapsed=time.perf_counter() - started,
+            )
         windows = self._schedule.windows_for_chunk(start_sample, end, final=final)
         per_window = self._cache.get_or_compute(windows, self._score_windows)
         self._cache.evict_ending_before(end)
@@ -125,6 +139,24 @@ class ChunkRetriever:
             self._aggregation,
             elapsed=time.perf_counter() - started,
         )
+
+    def _score_span(self, start: int, end: int) -> list[WindowCandidates]:
+        """One encoding of the chunk's span; each sub-window's top-K1 (exact MaxSim top-k)."""
+        assert isinstance(self._stream, SpanSpeechStream)
+        indexes = self._indexes.indexes(self._glossary_ids)
+        if end <= start or not indexes:
+            return []
+        span = self._stream.encode_span(start, end)
+        if not span.windows:
+            return []
+        out: list[WindowCandidates] = []
+        for index in indexes:
+            found = search_grouped(index, span.vectors, len(span.windows), self._aggregation.k1)
+            for w, window in enumerate(span.windows):
+                ids, scores = found.term_ids[w], found.scores[w]
+                valid = ids >= 0
+                out.append(WindowCandidates(window, index.snapshot, ids[valid], scores[valid]))
+        return out
 
     def _score_windows(self, windows: list[Window]) -> list[list[WindowCandidates]]:
         results: list[list[WindowCandidates]] = [[] for _ in windows]

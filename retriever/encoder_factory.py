@@ -40,6 +40,12 @@ class EncoderParams:
     batch_window_seconds: float = 0.005
     max_batch: int = 64
     tau: float = 0.78
+    # "span": encode [chunk start − 1.92 s, chunk end] once per chunk (the
+    # release; MaxSim only); "windows": independent 1.92 s windows.
+    windowing: Literal["span", "windows"] = "span"
+    # BGE-M3 dense+sparse mix of the term vectors; None: the weights' own (0.7
+    # for the released checkpoint as the release serves it, the adapters' saved value).
+    sparse_weight: float | None = None
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None and self.adapters is not None:
@@ -64,6 +70,8 @@ class EncoderParams:
             batch_window_seconds=settings.neural_batch_window_ms / 1000,
             max_batch=settings.neural_max_batch,
             tau=settings.neural_tau,
+            windowing=settings.neural_windowing,
+            sparse_weight=settings.neural_sparse_weight,
         )
 
     def neural_config(self) -> NeuralRetrieverConfig:
@@ -87,6 +95,8 @@ class EncoderParams:
                 pooling=self.pooling, device=device
             )
         changes: dict[str, object] = {}
+        if self.sparse_weight is not None:
+            changes["sparse_weight"] = self.sparse_weight
         if self.audio_model is not None:
             changes["audio_model"] = self.audio_model
         if self.text_model is not None:
@@ -152,6 +162,7 @@ def build_encoders(params: EncoderParams) -> RetrievalEncoders:
         NeuralServingParams(
             model=params.neural_config(),
             batching=BatchingParams(params.batch_window_seconds, params.max_batch),
+            windowing=params.windowing,
         )
     )
     return RetrievalEncoders(

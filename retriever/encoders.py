@@ -87,6 +87,31 @@ class MultiVectorSpeechStream(SpeechStream, Protocol):
     def encode_multi(self, windows: Sequence[Window]) -> WindowVectors: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SpanVectors:
+    """A chunk's sub-window evidence from one encoding of its span.
+
+    ``windows`` are the sub-windows' sample spans on the stream's timeline;
+    ``vectors.owners[i]`` indexes ``windows`` (sub-windows that land on the same
+    span share a window, which scores its best row).
+    """
+
+    windows: list[Window]
+    vectors: WindowVectors
+
+
+@runtime_checkable
+class SpanSpeechStream(SpeechStream, Protocol):
+    """A stream that encodes a chunk's whole span once (the release's serving path).
+
+    ``encode_span(start, end)`` encodes ``[start − lookback, end)`` in one pass
+    and returns the sub-windows that reach into the chunk ``[start, end)``; the
+    chunk retriever then scores those instead of scheduling 1.92 s windows.
+    """
+
+    def encode_span(self, start: int, end: int) -> SpanVectors: ...
+
+
 @runtime_checkable
 class SpeechEncoder(Protocol):
     """Long-lived, shared: opens per-stream encoders."""

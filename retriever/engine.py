@@ -14,7 +14,7 @@ window (or up to ``max_batch``) and runs them in one worker-thread hop, so the
 event loop never blocks on FAISS or re-scoring and concurrent sessions share
 the hop instead of each paying for it. With the neural encoder the requests
 of a batch run at once in a thread pool, so the model's own micro-batcher can
-put their windows into one forward pass.
+put their chunks' spans (or windows) into one forward pass.
 """
 
 from __future__ import annotations

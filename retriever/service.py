@@ -10,7 +10,8 @@ compose deployment; the embedded default runs the same engine code in process.
 * ``PUT /v1/glossaries/{id}/versions/{version}``: upload a snapshot (JSON).
 * ``DELETE /v1/sessions/{id}``: forget a session's state (also dropped when idle).
 * ``GET /healthz``, ``GET /v1/stats`` (batching counters; with the neural
-  encoder also its forward passes and the windows they encoded).
+  encoder also its forward passes and the inputs they encoded: one span per
+  chunk by default, or the 1.92 s windows).
 
 Concurrent retrieve calls are batched (:class:`retriever.engine.RequestBatcher`).
 The encoder is chosen by configuration (``RASST_RETRIEVER_ENCODER``, see

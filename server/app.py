@@ -36,7 +36,15 @@ from server.retrieval import (
 from server.routes import router
 from server.services import AdmissionParams, GatewayServices, SessionRegistry
 from server.settings import Settings, get_settings
-from server.translator import FaultParams, TranslatorParams, VllmTranslatorService
+from server.translator import (
+    DecodingParams,
+    FaultParams,
+    HistoryParams,
+    PromptStyle,
+    TranslatorParams,
+    TrimPolicy,
+    VllmTranslatorService,
+)
 from server.workers import SpeechWorkerParams, SpeechWorkers
 
 log = logging.getLogger(__name__)
@@ -93,6 +101,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             breaker_reset_seconds=settings.llm_breaker_reset_seconds,
                             breaker_reset_max_seconds=settings.llm_breaker_reset_max_seconds,
                         ),
+                        decoding=DecodingParams(seed=settings.llm_seed),
+                        history=HistoryParams(
+                            policy=TrimPolicy(settings.llm_history_policy),
+                            count_current=settings.llm_history_count_current,
+                        ),
+                        prompt_style=PromptStyle(settings.llm_prompt_style),
+                        min_audio_samples=round(settings.llm_min_audio_seconds * 16_000),
                     )
                 )
                 stack.push_async_callback(translator.aclose)

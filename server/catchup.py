@@ -4,6 +4,12 @@ When the LLM is slower than the speaker, chunks queue up behind it. Translating
 them one request each would never close the gap; merging the queued chunks
 (up to a length the model handles well) into one user turn costs one request,
 keeps the history one turn per request, and loses no audio.
+
+A merged turn is treated as what it is, one longer chunk: its token budget
+follows its audio length (:func:`server.translator.params.DecodingParams.max_tokens`),
+and its term_map holds at most the top ``MAX_MERGED_TERMS`` terms by score,
+the same cap one retrieval call has (K2 = 10), so a long catch-up turn never
+carries an unbounded glossary list the model was not trained on.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from server.frames import AudioChunk, TermHit, TermHits, samples_for
 
 # The longest chunk the reference models were trained on (lm = 4).
 MAX_MERGED_SECONDS = 3.84
+# Terms per merged turn: one retrieval call's K2 (the release's top-10).
+MAX_MERGED_TERMS = 10
 
 
 def merge_limit_samples(chunk_samples: int) -> int:
@@ -40,8 +48,10 @@ def merge_chunks(chunks: Sequence[AudioChunk]) -> AudioChunk:
     )
 
 
-def merge_terms(hits: Sequence[TermHits], chunk_index: int) -> TermHits:
-    """Terms of several chunks: best score per source term, best first."""
+def merge_terms(
+    hits: Sequence[TermHits], chunk_index: int, limit: int = MAX_MERGED_TERMS
+) -> TermHits:
+    """Terms of several chunks: best score per source term, best first, the top ``limit``."""
     best: dict[str, TermHit] = {}
     for group in hits:
         for hit in group.hits:
@@ -51,6 +61,6 @@ def merge_terms(hits: Sequence[TermHits], chunk_index: int) -> TermHits:
     ordered = sorted(best.values(), key=lambda h: h.score, reverse=True)
     return TermHits(
         chunk_index=chunk_index,
-        hits=tuple(ordered),
+        hits=tuple(ordered[: max(0, limit)]),
         elapsed=sum(h.elapsed for h in hits),
     )

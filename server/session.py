@@ -654,7 +654,7 @@ class StreamSession:
             return
         chunk = merge_chunks([i.chunk for i in group])
         first = group[0].chunk.index
-        if not any(i.analysis.has_speech for i in group):
+        if not self._settings.translate_silence and not any(i.analysis.has_speech for i in group):
             # Silence costs nothing: no LLM call, an empty commit per language.
             for lang in self._context.target_languages:
                 self._emit_commit(chunk, first, TranslationCommit(chunk.index, lang, ""))

@@ -7,8 +7,30 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# RASST_PRESET=paper: the release's serving behaviour (docs/paper-preset.md).
+# Applied to every field in this table that is not set explicitly (an explicit
+# RASST_* variable or argument still wins); everything else keeps the project's
+# defaults.
+PAPER_PRESET: dict[str, object] = {
+    # Retriever service: the neural dual encoder with the released checkpoint,
+    # encode-once spans, dense+sparse terms (its defaults), τ 0.78, top-10.
+    "retriever_encoder": "neural",
+    "neural_windowing": "span",
+    "neural_tau": 0.78,
+    "retrieval_top_k": 10,
+    # Translator: the eval agent's seed, history of 30 / 20 audios per prompt
+    # trimmed one pair per step, its en→zh prompt, the final chunk padded to
+    # 0.96 s, and every chunk sent to the LLM, silent ones included.
+    "llm_seed": 998_244_353,
+    "llm_history_policy": "step",
+    "llm_history_count_current": True,
+    "llm_prompt_style": "release",
+    "llm_min_audio_seconds": 0.96,
+    "translate_silence": True,
+}
 
 
 def _default_data_dir() -> Path:
@@ -43,6 +65,22 @@ class Settings(BaseSettings):
     llm_breaker_failures: int = Field(default=3, ge=1)
     llm_breaker_reset_seconds: float = Field(default=3.0, gt=0)
     llm_breaker_reset_max_seconds: float = Field(default=10.0, gt=0)
+    # Decoding and prompt (docs/translator.md); the defaults are the project's.
+    # A seed sent with every request (None: the server's own randomness).
+    llm_seed: int | None = None
+    # "block": trim the history a block at a time (keeps vLLM's prefix cache);
+    # "step": one pair per chunk, as the release does.
+    llm_history_policy: Literal["block", "step"] = "block"
+    # True: the 30 / 20 chunk history limit counts the new chunk (the release).
+    llm_history_count_current: bool = False
+    # "release": en→zh gets the release eval agent's own zh prompt (the paper's zh numbers).
+    llm_prompt_style: Literal["project", "release"] = "project"
+    # Chunks shorter than this are zero-padded before they go to the LLM.
+    llm_min_audio_seconds: float = Field(default=0.0, ge=0.0, le=10.0)
+    # Send chunks the VAD judged silent to the LLM too (the release translates every chunk).
+    translate_silence: bool = False
+    # "paper": the release's serving behaviour for fields not set explicitly (PAPER_PRESET).
+    preset: Literal["default", "paper"] = "default"
     # Without retriever_url, retrieval runs in process (embedded default).
     retriever_url: str | None = None
 
@@ -138,12 +176,29 @@ class Settings(BaseSettings):
     # Minimum term score with the neural encoder (the release's threshold); it
     # replaces the gateway's retrieval_tau, which is calibrated for phonetic scores.
     neural_tau: float = Field(default=0.78, ge=-1.0, le=1.0)
+    # "span" (the release): each chunk encodes [chunk start − 1.92 s, chunk end]
+    # once and scores the MaxSim sub-windows reaching into the chunk; "windows":
+    # independent 1.92 s windows at a 0.48 s stride. Attention pooling always
+    # uses windows.
+    neural_windowing: Literal["span", "windows"] = "span"
+    # Term vectors normalize((1 − s)·CLS + s·sparse) with BGE-M3's sparse head;
+    # unset: 0.7 with the released checkpoint (its index builder), else the adapters' own.
+    neural_sparse_weight: float | None = Field(default=None, ge=0.0, le=1.0)
 
     # Glossary limits
     glossary_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     glossary_max_entries: int = Field(default=100_000, ge=1)
     glossary_max_term_chars: int = Field(default=1024, ge=16)
     glossary_max_per_tenant: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _apply_preset(self) -> Settings:
+        if self.preset == "paper":
+            explicit = self.model_fields_set
+            for name, value in PAPER_PRESET.items():
+                if name not in explicit:
+                    setattr(self, name, value)
+        return self
 
     @field_validator("log_level")
     @classmethod

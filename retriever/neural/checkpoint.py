@@ -1,16 +1,22 @@
 """Weights on disk: the released checkpoint layout and our trainer's adapter directories.
 
 **Released layout** (``gavinlaw/rasst-retriever-hn1024``, file ``hn1024.pt``):
-a ``torch.save`` dict with ``model_state_dict`` — the speech side, keys
-``audio_encoder.base_model.model.…`` (the PEFT-wrapped audio encoder, LoRA
-weights under ``lora_A.default`` / ``lora_B.default``), ``projector.weight``,
-``projector.bias``, ``logit_scale`` — and ``text_model_state_dict`` — keys
-``encoder.base_model.model.…`` (the PEFT-wrapped BGE-M3) — plus trainer state
-that is ignored. ``module.`` prefixes (DDP) are stripped. The key names are
-inferred from the release's code, not verified against the file, so loading is
-strict about what must be there (every LoRA weight and head of our model) and
-says exactly which key is missing or has another shape. Base weights absent
-from the file come from the base model ids.
+the release trainer's ``torch.save`` dict — ``model_state_dict`` (the full
+``state_dict()`` of its ``Qwen3OmniRetriever``: ``audio_encoder.base_model.model.…``
+PEFT keys with LoRA under ``lora_A.default`` / ``lora_B.default``,
+``projector.weight/bias``, the ``logit_scale`` buffer, and ``pooler.attention.*``
+for attentive pooling), ``text_model_state_dict`` (its ``BgeM3TextEncoder``:
+``encoder.base_model.model.…``, ``sparse_linear.*`` when trained dense+sparse)
+and trainer state (``optimizer_state_dict``, ``scheduler_state_dict``,
+``scaler_state_dict``, ``global_step``, ``epoch``, ``args`` = ``vars(args)``,
+``best_metric_*``). ``module.`` prefixes (DDP) are stripped. The names are
+checked by ``tests/retriever/neural/test_release_conformance.py`` against the
+release's module tree rebuilt at tiny dimensions. Loading is strict about what
+must be there (every LoRA weight and head of our model) and names a missing key,
+an unknown key or a shape mismatch; base weights absent from the file come from
+the base model ids. Files are unpickled with ``weights_only=True`` and a small
+allowlist of trainer-state globals (:func:`read_checkpoint`);
+:func:`read_trainer_state` returns the trainer state.
 
 **Our adapters**: a directory with ``retriever.json`` (the model config and
 LoRA preset), ``speech_lora/`` and ``text_lora/`` (peft ``save_pretrained``:
@@ -242,30 +248,112 @@ def resolve_checkpoint(source: str) -> Path:
     return path
 
 
-def load_released(
-    source: str, speech: SpeechTower, text: TextTower, *, trust_pickle: bool = False
-) -> None:
-    path = resolve_checkpoint(source)
+# Globals a release trainer file may hold besides tensors and plain containers
+# (``vars(args)`` values, numpy scalars from metrics). Rebuilding them runs no
+# code beyond their constructors; anything else is refused and named.
+def _trainer_state_allowlist() -> list[Any]:
+    import argparse
+    import pathlib
+
+    allowed: list[Any] = [
+        argparse.Namespace,
+        pathlib.Path,
+        pathlib.PosixPath,
+        pathlib.PurePosixPath,
+        pathlib.WindowsPath,
+        pathlib.PureWindowsPath,
+    ]
     try:
-        data = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+        import numpy as np
+
+        allowed += [np.dtype, np.ndarray, np.float64, np.float32, np.int64, np.int32, np.bool_]
+        allowed += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
+        for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+            try:
+                mod = __import__(module, fromlist=["scalar", "_reconstruct"])
+                allowed += [mod.scalar, mod._reconstruct]
+            except (ImportError, AttributeError):
+                continue
+    except ImportError:
+        pass
+    return allowed
+
+
+def read_checkpoint(path: Path, *, trust_pickle: bool = False) -> Mapping[str, Any]:
+    """A release-layout file as a dict, unpickled safely.
+
+    ``torch.load(weights_only=True)`` with an allowlist of the harmless
+    globals a trainer's state holds (``argparse.Namespace``, paths, numpy
+    scalars); anything else is refused with its name. ``trust_pickle`` loads
+    any pickle (only for files you trust).
+    """
+    try:
+        if trust_pickle:
+            data = torch.load(path, map_location="cpu", weights_only=False)
+        else:
+            with torch.serialization.safe_globals(_trainer_state_allowlist()):
+                data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            f"{path} holds objects other than tensors ({exc}); if you trust the file, "
-            "set trust_checkpoint_pickle=True"
+            f"{path} holds objects other than tensors and trainer state ({exc}); if you "
+            "trust the file, set trust_checkpoint_pickle=True"
         ) from exc
     except (OSError, RuntimeError, EOFError) as exc:
         raise CheckpointError(f"cannot read the checkpoint {path}: {exc}") from exc
     if not isinstance(data, Mapping):
         raise CheckpointError(f"{path} is not a checkpoint dict (got {type(data).__name__})")
+    return data
+
+
+TRAINER_STATE_KEYS = (
+    "optimizer_state_dict",
+    "scheduler_state_dict",
+    "scaler_state_dict",
+    "global_step",
+    "epoch",
+    "args",
+    "best_metric_key",
+    "best_metric_secondary_key",
+    "best_metric_value",
+    "best_metric_secondary_value",
+)
+
+
+def read_trainer_state(source: str | Path, *, trust_pickle: bool = False) -> dict[str, Any]:
+    """The release trainer's state next to the weights (optimizer, scheduler, args, step...).
+
+    Read with the same safe unpickler as the weights; ``args`` comes back as a
+    dict (the trainer saves ``vars(args)``; a ``Namespace`` is converted).
+    """
+    path = resolve_checkpoint(str(source))
+    data = read_checkpoint(path, trust_pickle=trust_pickle)
+    state = {k: data[k] for k in TRAINER_STATE_KEYS if k in data}
+    args = state.get("args")
+    if args is not None and not isinstance(args, Mapping):
+        state["args"] = dict(vars(args))
+    return state
+
+
+def load_released(
+    source: str, speech: SpeechTower, text: TextTower, *, trust_pickle: bool = False
+) -> frozenset[str]:
+    """Load a release-layout file into the towers; returns the text keys it held."""
+    path = resolve_checkpoint(source)
+    data = read_checkpoint(path, trust_pickle=trust_pickle)
+    text_keys: frozenset[str] = frozenset()
     for section, module in (("model_state_dict", speech), ("text_model_state_dict", text)):
         if section not in data:
             raise CheckpointError(f"{path} lacks {section!r} (keys: {sorted(data)[:10]})")
         state = _strip_prefix(data[section], "module.")
         own = module.state_dict()
         # What must come from the file: every LoRA weight and the heads. Base
-        # weights may be absent (they come from the base model id).
+        # weights may be absent (they come from the base model id), and so may
+        # BGE-M3's sparse head (the release takes it from the base model).
         required = [k for k in own if "lora_" in k or k.startswith(("projector.", "pooler."))]
         _load_exact(module, state, required, f"{path} [{section}]")
+        if module is text:
+            text_keys = frozenset(state)
+    return text_keys
 
 
 def _strip_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -274,6 +362,11 @@ def _strip_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 def _load_exact(module: nn.Module, state: Mapping[str, Any], required: Any, where: str) -> None:
     own = module.state_dict()
+    if any(k.startswith(("pooler.query", "pooler.cross_attn")) for k in state):
+        raise CheckpointError(
+            f"{where} holds the release's transformer pooler (pooler.query, pooler.cross_attn…), "
+            "which this service does not implement; use a maxsim or attentive-pooling checkpoint"
+        )
     missing = [k for k in required if k not in state]
     if missing:
         hint = ""
@@ -285,6 +378,11 @@ def _load_exact(module: nn.Module, state: Mapping[str, Any], required: Any, wher
             + hint
         )
     unexpected = [k for k in state if k not in own]
+    if any(k.startswith("sparse_linear.") for k in unexpected):
+        raise CheckpointError(
+            f"{where} holds a sparse head (sparse_linear.*): this checkpoint was trained with "
+            "dense+sparse term vectors; set sparse_weight to the value it was trained with"
+        )
     if unexpected:
         raise CheckpointError(
             f"{where} has keys this model does not: {unexpected[0]!r}"

@@ -23,6 +23,9 @@ RELEASED_CHECKPOINT_FILE = "hn1024.pt"
 # (12.5 per second, so 0.16 s .. 1.92 s) at a 2-frame stride.
 RELEASE_MAXSIM_WINDOWS: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 24)
 RELEASE_MAXSIM_STRIDE = 2
+# The release's index builder encodes terms with BGE-M3 dense CLS and sparse
+# head mixed 0.3 / 0.7 (its SPARSE_WEIGHT), though the retriever trained dense.
+RELEASE_SPARSE_WEIGHT = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,10 @@ class NeuralRetrieverConfig:
     lora_preset: str = "release"
     temperature: float = 0.07
     max_term_tokens: int = 64
+    # BGE-M3 dense + sparse term vectors: normalize((1 − s)·CLS + s·sparse)
+    # (retriever.neural.text). 0: dense CLS only (what the release trained
+    # with); the release's index builder serves with 0.7.
+    sparse_weight: float = 0.0
     # At most one of these: a checkpoint in the released layout (a local .pt
     # file, or "hf://<repo>/<file>"), or a directory written by our trainer.
     checkpoint: str | None = None
@@ -56,6 +63,8 @@ class NeuralRetrieverConfig:
             raise ValueError(f"pooling must be 'attention' or 'maxsim', not {self.pooling!r}")
         if self.checkpoint is not None and self.adapters is not None:
             raise ValueError("give a released checkpoint or our adapters, not both")
+        if not 0.0 <= self.sparse_weight <= 1.0:
+            raise ValueError("sparse_weight must be in [0, 1]")
         if self.pooling == "maxsim" and (
             not self.maxsim_windows or min(self.maxsim_windows) < 1 or self.maxsim_stride < 1
         ):
@@ -63,9 +72,15 @@ class NeuralRetrieverConfig:
 
     @classmethod
     def released(cls, checkpoint: str | None = None) -> NeuralRetrieverConfig:
-        """The released retriever (``hn1024.pt`` from the hub unless a local path is given)."""
+        """The released retriever as the release serves it.
+
+        ``hn1024.pt`` from the hub unless a local path is given; term vectors mix
+        BGE-M3's dense CLS and sparse head 0.3 / 0.7 as the release's index
+        builder does (``RELEASE_SPARSE_WEIGHT``).
+        """
         return cls(
-            checkpoint=checkpoint or f"hf://{RELEASED_CHECKPOINT_REPO}/{RELEASED_CHECKPOINT_FILE}"
+            checkpoint=checkpoint or f"hf://{RELEASED_CHECKPOINT_REPO}/{RELEASED_CHECKPOINT_FILE}",
+            sparse_weight=RELEASE_SPARSE_WEIGHT,
         )
 
     @classmethod
@@ -117,6 +132,8 @@ class NeuralRetrieverConfig:
             "tokens": self.max_term_tokens,
             "weights": _weights_identity(self.checkpoint, self.adapters),
         }
+        if self.sparse_weight > 0:  # absent when 0, so dense ids stay what they were
+            space["sparse"] = self.sparse_weight
         digest = hashlib.sha256(json.dumps(space, sort_keys=True).encode()).hexdigest()[:16]
         return f"neural-{self.pooling}-{digest}"
 
@@ -146,8 +163,29 @@ class BatchingParams:
     max_batch: int = 64
 
 
+Windowing = Literal["span", "windows"]
+
+
 @dataclass(frozen=True, slots=True)
 class NeuralServingParams:
     model: NeuralRetrieverConfig = field(default_factory=NeuralRetrieverConfig)
     batching: BatchingParams = field(default_factory=BatchingParams)
     term_batch_size: int = 64
+    # "span" (the release, default with maxsim pooling): each chunk encodes
+    # [chunk start − lookback, chunk end] once and scores the multi-scale
+    # sub-windows of that one encoding, masking those that end before the chunk
+    # starts. "windows": independent 1.92 s windows at a 0.48 s stride (the
+    # paper's description; always used with attention pooling).
+    windowing: Windowing = "span"
+    lookback_seconds: float = 1.92
+
+    def __post_init__(self) -> None:
+        if self.windowing not in ("span", "windows"):
+            raise ValueError(f"windowing must be 'span' or 'windows', not {self.windowing!r}")
+        if self.lookback_seconds < 0:
+            raise ValueError("lookback_seconds must be ≥ 0")
+
+    @property
+    def span_windowing(self) -> bool:
+        """Encode-once spans apply to MaxSim pooling only (attention pools one vector)."""
+        return self.windowing == "span" and self.model.pooling == "maxsim"

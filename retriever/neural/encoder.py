@@ -7,6 +7,10 @@
   features in the caller's thread, and encodes each window once (results are
   kept for the windows of the current chunk, so ``encode`` and
   ``encode_multi`` of the same windows share one forward pass).
+* :class:`NeuralSpanStream` — the default with MaxSim pooling (the release's
+  serving path): per chunk it encodes ``[chunk start − 1.92 s, chunk end]``
+  once and returns the multi-scale sub-windows of that one encoding that reach
+  into the chunk (:meth:`NeuralSpanStream.encode_span`).
 * :class:`NeuralTermEncoder` — BGE-M3 term vectors for the FAISS index.
 
 The audio encoder is bidirectional over its input and Whisper features are
@@ -26,12 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from retriever.encoders import TermVectors, WindowVectors
+from retriever.encoders import SpanVectors, TermVectors, WindowVectors
 from retriever.neural.batcher import BatchStats, MicroBatcher
 from retriever.neural.config import NeuralServingParams
 from retriever.neural.features import N_FFT, LogMelFrontend, pcm16_to_float
 from retriever.neural.models import RetrieverModels, build_models
-from retriever.neural.speech import flatten_features
+from retriever.neural.speech import flatten_features, subwindow_frames
 from retriever.neural.text import encode_terms
 from retriever.windows import SAMPLE_RATE, Window
 
@@ -44,6 +48,7 @@ class WindowEmbedding:
 
     single: np.ndarray  # (d,)
     rows: np.ndarray  # (n, d)
+    frames: int = 0  # encoder frames of the input (the sub-window layout depends on it)
 
 
 class NeuralSpeechEncoder:
@@ -84,6 +89,8 @@ class NeuralSpeechEncoder:
         return self._batcher.stats
 
     def open_stream(self) -> NeuralSpeechStream:
+        if self.params.span_windowing:
+            return NeuralSpanStream(self, self._keep)
         return NeuralSpeechStream(self, self._keep)
 
     def encode_windows(self, mels: Sequence[torch.Tensor]) -> list[WindowEmbedding]:
@@ -101,13 +108,16 @@ class NeuralSpeechEncoder:
             features = features.to(self.models.device, self.models.dtype)
             hidden, mask, lengths = speech.frames(features, lens.to(self.models.device))
             pooled = speech.pool(hidden, mask, lengths)
+            frames = [int(n) for n in lengths.tolist()]
             if pooled.valid is None:
                 vecs = pooled.vectors.cpu().numpy()
-                return [WindowEmbedding(v, v[None, :]) for v in vecs]
+                return [
+                    WindowEmbedding(v, v[None, :], n) for v, n in zip(vecs, frames, strict=True)
+                ]
             means = speech.mean_vectors(hidden, mask, lengths).cpu().numpy()
             sub = pooled.vectors.cpu().numpy()
             valid = pooled.valid.cpu().numpy()
-        return [WindowEmbedding(means[b], sub[b][valid[b]]) for b in range(len(mels))]
+        return [WindowEmbedding(means[b], sub[b][valid[b]], frames[b]) for b in range(len(mels))]
 
 
 class NeuralSpeechStream:
@@ -184,6 +194,66 @@ class NeuralSpeechStream:
 
     def close(self) -> None:
         self._results.clear()
+
+
+class NeuralSpanStream(NeuralSpeechStream):
+    """Encode-once spans: one forward pass per chunk over ``[start − lookback, end]``.
+
+    The release's serving path (``retrieve_timeline`` in its streaming MaxSim
+    retriever): the span's features go through the encoder once, the projected
+    frames are pooled at every MaxSim size, and each sub-window is placed on the
+    stream's timeline by scaling its frame range to the span's true length (the
+    encoder's frame count is rounded). Sub-windows that end at or before the
+    chunk's first sample are dropped: they were evidence for an earlier chunk;
+    those crossing the boundary stay, so a term split across chunks is found.
+    """
+
+    def __init__(self, encoder: NeuralSpeechEncoder, keep_samples: int) -> None:
+        super().__init__(encoder, keep_samples)
+        self._lookback = round(encoder.params.lookback_seconds * SAMPLE_RATE)
+        config = encoder.models.config
+        self._sizes = tuple(config.maxsim_windows)
+        self._stride = config.maxsim_stride
+
+    def encode_span(self, start: int, end: int) -> SpanVectors:
+        """Sub-windows of ``[max(0, start − lookback), end)`` that overlap ``[start, end)``."""
+        dim = self._encoder.dim
+        empty = SpanVectors(
+            [], WindowVectors(np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
+        )
+        if end <= start:
+            return empty
+        span = Window(max(0, start - self._lookback, self._buf_start), end)
+        mel = self._encoder.frontend([self.audio(span)])
+        result = self._encoder.encode_windows(mel)[0]
+        f_starts, f_ends = subwindow_frames(result.frames, self._sizes, self._stride)
+        if not f_ends or len(f_ends) != len(result.rows):
+            raise RuntimeError(
+                f"{len(result.rows)} sub-window vectors for {len(f_ends)} sub-windows "
+                f"of {result.frames} frames"
+            )
+        nominal = max(f_ends)
+        length = span.length
+        offset = start - span.start
+        windows: dict[Window, int] = {}
+        owners: list[int] = []
+        keep: list[int] = []
+        for row, (fs, fe) in enumerate(zip(f_starts, f_ends, strict=True)):
+            # On the span's timeline a frame f sits at f·length/nominal samples;
+            # integer arithmetic for the boundary test (no rounding at the edge).
+            if fe * length <= offset * nominal:
+                continue  # ends before the chunk starts: evidence of an earlier chunk
+            window = Window(
+                span.start + (fs * length) // nominal,
+                span.start + -((-fe * length) // nominal),
+            )
+            owners.append(windows.setdefault(window, len(windows)))
+            keep.append(row)
+        if not keep:
+            return empty
+        order = np.argsort(np.asarray(owners, np.int64), kind="stable")  # owners non-decreasing
+        rows = np.ascontiguousarray(result.rows[np.asarray(keep)[order]], dtype=np.float32)
+        return SpanVectors(list(windows), WindowVectors(rows, np.asarray(owners, np.int64)[order]))
 
 
 class NeuralTermEncoder:

@@ -99,6 +99,31 @@ def load_text_base(model_id: str, dtype: torch.dtype) -> tuple[nn.Module, Any]:
     return model, tokenizer
 
 
+SPARSE_HEAD_FILE = "sparse_linear.pt"  # BGE-M3's lexical head, next to its weights
+
+
+def load_sparse_head(model_id: str, text: TextTower) -> None:
+    """BGE-M3's ``sparse_linear.pt`` (Linear(d, 1)) from a local model directory or the hub."""
+    from pathlib import Path
+
+    local = Path(model_id) / SPARSE_HEAD_FILE
+    try:
+        if local.is_file():
+            path = local
+        else:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(model_id, SPARSE_HEAD_FILE))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        text.sparse_linear.load_state_dict(state)
+    except Exception as exc:  # the hub client raises many types; all mean "not usable"
+        raise ModelLoadError(
+            f"sparse_weight > 0 needs BGE-M3's {SPARSE_HEAD_FILE} from {model_id!r} (or a "
+            f"checkpoint with sparse_linear.*): {exc}. Download it (`hf download {model_id} "
+            f"{SPARSE_HEAD_FILE}`) or set sparse_weight=0 for dense CLS vectors."
+        ) from exc
+
+
 def build_models(
     config: NeuralRetrieverConfig,
     *,
@@ -168,13 +193,17 @@ def build_models(
         maxsim_stride=config.maxsim_stride,
         temperature=config.temperature,
     )
-    text = TextTower(text_enc)
+    text = TextTower(text_enc, config.sparse_weight, text_dim)
+    loaded_text_keys: frozenset[str] = frozenset()
     if saved is not None and config.adapters is not None:
         checkpoint.load_heads(config.adapters, speech)
     elif config.checkpoint is not None:
-        checkpoint.load_released(
+        loaded_text_keys = checkpoint.load_released(
             config.checkpoint, speech, text, trust_pickle=config.trust_checkpoint_pickle
         )
+    if config.sparse_weight > 0 and "sparse_linear.weight" not in loaded_text_keys:
+        # The release trained dense and took BGE-M3's own sparse head at serving.
+        load_sparse_head(config.text_model, text)
     speech.to(device=device, dtype=dtype)
     text.to(device=device, dtype=dtype)
     # The temperature stays float32 (bf16 would round log(1/0.07) noticeably).

@@ -58,20 +58,24 @@ def split_flat(flat: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor,
 class AttentionPooling(nn.Module):
     """Softmax-weighted mean of the valid frames; a small MLP scores each frame.
 
-    Padding never matters: padded frames get zero weight *and* are zeroed
-    before the weighted sum (so even non-finite padding cannot leak in), and
-    without positional input the result does not depend on frame order.
+    The release's ``AttentivePooling``: ``attention`` = Linear(d, d/2) → tanh →
+    Linear(d/2, 1), so a checkpoint's ``pooler.attention.{0,2}.*`` keys load
+    as they are. Padding never matters: padded frames get zero weight *and* are
+    zeroed before the weighted sum (so even non-finite padding cannot leak in),
+    and without positional input the result does not depend on frame order.
+    (The release's other pooler, ``transformer``, is not implemented; loading
+    such a checkpoint names its ``pooler.query`` key.)
     """
 
     def __init__(self, dim: int, hidden: int | None = None) -> None:
         super().__init__()
-        hidden = hidden or max(1, dim // 4)
-        self.score = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        hidden = hidden or max(1, dim // 2)
+        self.attention = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         keep = mask.unsqueeze(-1)
         frames = frames.masked_fill(~keep, 0.0)
-        logits = self.score(frames).squeeze(-1).float().masked_fill(~mask, float("-inf"))
+        logits = self.attention(frames).squeeze(-1).float().masked_fill(~mask, float("-inf"))
         weights = torch.softmax(logits, dim=-1)
         # An input without valid frames gets a zero vector, not NaN.
         weights = torch.nan_to_num(weights, nan=0.0).to(frames.dtype)
@@ -119,6 +123,31 @@ def multiscale_pool(
         means.append(sums / count)
         masks.append(valid & (lengths > 0)[:, None])
     return torch.cat(means, dim=1), torch.cat(masks, dim=1)
+
+
+def subwindow_frames(
+    length: int, windows: Sequence[int], stride: int
+) -> tuple[list[int], list[int]]:
+    """Frame ranges ``[start, end)`` of an input's valid sub-windows, in pooling order.
+
+    The order of :func:`multiscale_pool`'s valid slots for an input of ``length``
+    frames (and of the release's ``_multiscale_pool``): for each size ``w``, one
+    whole-input sub-window when ``length <= w``, else ``[p·stride, p·stride + w)``
+    for every ``p`` that fits.
+    """
+    starts: list[int] = []
+    ends: list[int] = []
+    if length <= 0:
+        return starts, ends
+    for w in windows:
+        if length <= w:
+            starts.append(0)
+            ends.append(length)
+            continue
+        for p in range((length - w) // stride + 1):
+            starts.append(p * stride)
+            ends.append(p * stride + w)
+    return starts, ends
 
 
 def maxsim_scores(sub: torch.Tensor, valid: torch.Tensor, terms: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,15 @@
-"""Text tower: BGE-M3 (XLM-RoBERTa) dense CLS embedding, L2-normalised.
+"""Text tower: BGE-M3 (XLM-RoBERTa) CLS embedding, optionally mixed with its sparse head.
 
-The attribute name ``encoder`` follows the released checkpoint's
-``text_model_state_dict`` (``encoder.*``, the PEFT-wrapped model).
+The attribute names ``encoder`` and ``sparse_linear`` follow the released
+checkpoint's ``text_model_state_dict`` (``encoder.*``, the PEFT-wrapped model).
+
+Dense + sparse (the release's index builder, ``sparse_weight`` 0.7): BGE-M3's
+lexical head ``sparse_linear`` (Linear(d, 1)) gives each token a weight
+``relu(w·h_t + b)``; the padding-masked weights, normalised to sum 1, average
+the token states into a "sparse" vector, and the term vector is
+``normalize((1 − s)·CLS + s·sparse)``. The mix happens on the unnormalised
+vectors before the final L2, exactly as the release computes it, so a term's
+score is the cosine with that one vector.
 """
 
 from __future__ import annotations
@@ -15,13 +23,28 @@ from torch import nn
 
 
 class TextTower(nn.Module):
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, sparse_weight: float = 0.0, hidden: int = 0) -> None:
         super().__init__()
+        if not 0.0 <= sparse_weight <= 1.0:
+            raise ValueError("sparse_weight must be in [0, 1]")
         self.encoder = encoder
+        self.sparse_weight = sparse_weight
+        if sparse_weight > 0.0:
+            if hidden <= 0:
+                raise ValueError("the sparse head needs the encoder's hidden size")
+            self.sparse_linear = nn.Linear(hidden, 1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        return F.normalize(out.last_hidden_state[:, 0, :].float(), dim=-1)
+        hidden = out.last_hidden_state
+        pooled = hidden[:, 0, :].float()
+        if self.sparse_weight > 0.0:
+            weights = torch.relu(self.sparse_linear(hidden)).squeeze(-1).float()
+            weights = weights * attention_mask.float()
+            weights = weights / weights.sum(dim=-1, keepdim=True).clamp(min=1e-9)
+            sparse = torch.einsum("bt,btd->bd", weights, hidden.float())
+            pooled = (1.0 - self.sparse_weight) * pooled + self.sparse_weight * sparse
+        return F.normalize(pooled, dim=-1)
 
 
 def tokenize(

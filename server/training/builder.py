@@ -59,9 +59,11 @@ from server.training.stats import BuildStats
 from server.training.tagging import count_tags, wrap_terms
 from server.training.term_maps import (
     EntryKind,
+    ReleaseRecipe,
     TermMapEntry,
     TermMapParams,
     classify_hits,
+    compose_release_term_map,
     compose_term_map,
     term_key,
 )
@@ -88,6 +90,8 @@ class BuildParams:
     lms: tuple[int, ...] = (1, 2, 3, 4)
     mix: PatternMix = field(default_factory=PatternMix)
     term_maps: TermMapParams = field(default_factory=TermMapParams)
+    # The release's term_map recipe (``--preset release``) instead of the patterns.
+    recipe: ReleaseRecipe | None = None
     seed: int = 0
     tags: bool = True
     # Turns after the one whose term_map offered a gold term in which its translation
@@ -282,24 +286,40 @@ class _Writer:
     def write_plan(self, plan: _Plan, pcm: np.ndarray, seed: int) -> None:
         params = self.params
         glossary = self.glossary
+        length = params.conversation_length(plan.lm)
+        spans = _conversations(len(plan.turns), length, params.stride or length)
+        # The recipe's "supported" test looks at the answers from a turn to the end
+        # of its conversation (the first one holding it, when conversations overlap).
+        conversation_end: dict[int, int] = {}
+        for span in spans:
+            for i in span:
+                conversation_end.setdefault(i, span.stop)
         maps = []
-        for turn in plan.turns:
+        for i, turn in enumerate(plan.turns):
             rng = random.Random(f"{seed}:{plan.record.id}:{plan.lm}:{turn.chunk.index}")
-            entries = compose_term_map(
-                turn.pattern,
-                turn.chunk,
-                turn.retrieved,
-                turn.neighbours,
-                glossary,
-                params.term_maps,
-                rng,
-            )
+            if params.recipe is not None:
+                future = "\n".join(
+                    t.chunk.translation for t in plan.turns[i : conversation_end.get(i, i + 1)]
+                )
+                entries, draw = compose_release_term_map(
+                    turn.chunk, turn.retrieved, future, params.recipe, rng
+                )
+                self.stats.add_recipe_draw(draw)
+            else:
+                entries = compose_term_map(
+                    turn.pattern,
+                    turn.chunk,
+                    turn.retrieved,
+                    turn.neighbours,
+                    glossary,
+                    params.term_maps,
+                    rng,
+                )
             maps.append(entries)
             gold_terms = len({term_key(g.source) for g in turn.chunk.gold})
             self.stats.add_chunk(turn.pattern, entries, gold_terms)
         folder = f"audio/{_safe(plan.record.id)}/lm{plan.lm}"
-        length = params.conversation_length(plan.lm)
-        for span in _conversations(len(plan.turns), length, params.stride or length):
+        for span in spans:
             turns = [plan.turns[i] for i in span]
             turn_maps = [maps[i] for i in span]
             answers = _tag_answers(turns, turn_maps, params)
@@ -438,6 +458,8 @@ def build_dataset(
         writer.close()
 
     summary = stats.summary(params.mix, retriever=params.retriever is not None)
+    if params.recipe is not None:
+        summary["release_recipe"] = stats.recipe_summary()
     summary["params"] = _params_json(params)
     summary["glossary_entries"] = len(glossary)
     if argv is not None:

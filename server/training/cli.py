@@ -127,16 +127,28 @@ def slm_data_command(
     absolute_paths: Annotated[
         bool, typer.Option(help="Absolute WAV paths in `audios` (default: relative to --out).")
     ] = False,
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="default: the pattern mix; release: the released models' term_map recipe "
+            "(budgets 6/8/10, 35% empty maps without gold, score-aware noise; "
+            "replaces --mix and --max-terms, docs/training.md)."
+        ),
+    ] = "default",
 ) -> None:
     """Build chat SFT data (standard / none / all-wrong term_maps) in the serving prompt format."""
     from server.settings import get_settings
     from server.training.builder import BuildParams, build_dataset
     from server.training.patterns import PatternMix
     from server.training.retrieval import OfflineRetrievalParams
-    from server.training.term_maps import TermMapParams
+    from server.training.term_maps import ReleaseRecipe, TermMapParams
 
+    if preset not in ("default", "release"):
+        raise _fail(ValueError(f"--preset must be default or release, not {preset!r}"), 2)
+    recipe = ReleaseRecipe() if preset == "release" else None
     try:
-        pattern_mix = PatternMix.parse(mix)
+        # The recipe decides every chunk's map itself: one pattern, no extra cap.
+        pattern_mix = PatternMix.parse("standard=1" if recipe else mix)
     except ValueError as exc:
         raise _fail(exc, 2) from None
     retrieval = None
@@ -145,7 +157,8 @@ def slm_data_command(
         retrieval = OfflineRetrievalParams(
             cache_dir=settings.data_dir / "retrieval",
             tau=settings.retrieval_tau,
-            top_k=settings.retrieval_top_k,
+            # The recipe looks at up to 16 retrieved candidates per chunk (cap16).
+            top_k=recipe.cap if recipe else settings.retrieval_top_k,
             candidates=settings.retrieval_candidates,
             hotwords=settings.asr_hotwords,
             negative_tau=min(negative_tau, settings.retrieval_tau),
@@ -158,8 +171,9 @@ def slm_data_command(
         name=name,
         lms=tuple(lm or (1, 2, 3, 4)),
         mix=pattern_mix,
+        recipe=recipe,
         term_maps=TermMapParams(
-            max_entries=max_terms,
+            max_entries=recipe.cap if recipe else max_terms,
             glossary_negatives=glossary_negatives,
             mined_negatives=mined_negatives,
         ),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.training.patterns import Pattern, PatternMix, pattern_counts
-from server.training.term_maps import EntryKind, EntryOrigin, TermMapEntry
+from server.training.term_maps import EntryKind, EntryOrigin, RecipeDraw, TermMapEntry
 
 
 def _mean(total: float, n: int) -> float | None:
@@ -47,6 +47,35 @@ class BuildStats:
     retrieval_hits: int = 0
     per_lm_chunks: Counter[int] = field(default_factory=Counter)
     negatives_below_tau: int = 0
+    # The release recipe's draws (--preset release).
+    recipe_budgets: Counter[int] = field(default_factory=Counter)  # chunks with gold
+    recipe_no_gold: int = 0
+    recipe_no_gold_emptied: int = 0
+    recipe_no_gold_sizes: Counter[int] = field(default_factory=Counter)
+    recipe_offered: Counter[str] = field(default_factory=Counter)
+    recipe_kept: Counter[str] = field(default_factory=Counter)
+
+    def add_recipe_draw(self, draw: RecipeDraw) -> None:
+        if draw.has_gold:
+            self.recipe_budgets[draw.budget] += 1
+        else:
+            self.recipe_no_gold += 1
+            self.recipe_no_gold_emptied += int(draw.emptied)
+        self.recipe_offered.update(draw.offered)
+        self.recipe_kept.update(draw.kept)
+
+    def recipe_summary(self) -> dict[str, Any]:
+        return {
+            "budgets_of_chunks_with_gold": {
+                str(k): v for k, v in sorted(self.recipe_budgets.items())
+            },
+            "chunks_without_gold": self.recipe_no_gold,
+            "empty_share_without_gold": _ratio(self.recipe_no_gold_emptied, self.recipe_no_gold),
+            "noise_keep_rate": {
+                band: _ratio(self.recipe_kept.get(band, 0), n)
+                for band, n in sorted(self.recipe_offered.items())
+            },
+        }
 
     def add_chunk(self, pattern: Pattern, entries: Sequence[TermMapEntry], gold_count: int) -> None:
         self.chunks += 1

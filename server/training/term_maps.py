@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from server.evaluation.dataset import match_tokens
@@ -226,3 +226,156 @@ def compose_term_map(
         if id(entry) in kept:
             ordered.insert(rng.randint(0, len(ordered)), entry)
     return ordered
+
+
+# -- the release's SFT recipe ("cap16 denoise budget") --------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRecipe:
+    """The term_map recipe of the released speech LLMs (``--preset release``).
+
+    Per chunk, instead of a pattern: a budget drawn from ``budgets`` with
+    ``weights``; a chunk with gold terms keeps all of them (the budget grows to
+    fit them) plus retrieved noise; a chunk without gold gets an empty map with
+    probability ``no_gold_empty``, else at most ``no_gold_max`` noise terms.
+    Each retrieved non-gold term (the best ``cap``, in score order) survives
+    with a probability by its score band, or ``keep_supported`` when its
+    translation occurs in the conversation's answers from this chunk on (the
+    model will say it anyway). Over budget, noise is dropped from the end;
+    gold terms the retriever missed go to random positions.
+    """
+
+    budgets: tuple[int, ...] = (6, 8, 10)
+    weights: tuple[float, ...] = (0.45, 0.35, 0.20)
+    no_gold_empty: float = 0.35
+    no_gold_max: int = 4
+    low_cutoff: float = 0.82
+    mid_cutoff: float = 0.85
+    keep_low: float = 0.25
+    keep_mid: float = 0.60
+    keep_high: float = 0.90
+    keep_supported: float = 0.85
+    keep_unscored: float = 0.50
+    min_target_chars: int = 2
+    # Retrieved candidates considered per chunk (the release's cap16 branch), and
+    # the most entries a map may hold.
+    cap: int = 16
+
+    def __post_init__(self) -> None:
+        if len(self.budgets) != len(self.weights) or not self.budgets:
+            raise ValueError("budgets and weights must be non-empty and of equal length")
+        if min(self.budgets) < 1 or min(self.weights) < 0 or sum(self.weights) <= 0:
+            raise ValueError("budgets must be positive and weights non-negative")
+        if self.low_cutoff > self.mid_cutoff:
+            raise ValueError("low_cutoff must not exceed mid_cutoff")
+
+
+class NoiseBand(StrEnum):
+    SUPPORTED = "supported"
+    UNSCORED = "unscored"
+    LOW = "low"
+    MID = "mid"
+    HIGH = "high"
+
+
+def noise_band(score: float | None, supported: bool, recipe: ReleaseRecipe) -> NoiseBand:
+    if supported:
+        return NoiseBand.SUPPORTED
+    if score is None:
+        return NoiseBand.UNSCORED
+    if score < recipe.low_cutoff:
+        return NoiseBand.LOW
+    if score < recipe.mid_cutoff:
+        return NoiseBand.MID
+    return NoiseBand.HIGH
+
+
+def keep_probability(band: NoiseBand, recipe: ReleaseRecipe) -> float:
+    return {
+        NoiseBand.SUPPORTED: recipe.keep_supported,
+        NoiseBand.UNSCORED: recipe.keep_unscored,
+        NoiseBand.LOW: recipe.keep_low,
+        NoiseBand.MID: recipe.keep_mid,
+        NoiseBand.HIGH: recipe.keep_high,
+    }[band]
+
+
+@dataclass(slots=True)
+class RecipeDraw:
+    """What the recipe drew for one chunk (for the build statistics)."""
+
+    budget: int = 0
+    has_gold: bool = False
+    emptied: bool = False
+    offered: dict[str, int] = field(default_factory=dict)  # noise band -> candidates
+    kept: dict[str, int] = field(default_factory=dict)  # noise band -> survived the draw
+
+
+def _supported(target: str, future_text: str, min_chars: int) -> bool:
+    needle = target.strip()
+    return len("".join(needle.split())) >= min_chars and needle in future_text
+
+
+def compose_release_term_map(
+    chunk: PlannedChunk,
+    retrieved: Sequence[TermMapEntry] | None,
+    future_text: str,
+    recipe: ReleaseRecipe,
+    rng: random.Random,
+) -> tuple[list[TermMapEntry], RecipeDraw]:
+    """The chunk's term_map by the release's recipe, and what was drawn.
+
+    ``retrieved`` is :func:`classify_hits`' output (best first; None without the
+    retriever: gold terms only); ``future_text`` the reference answers of this
+    chunk and the later chunks of its conversation.
+    """
+    gold: dict[tuple[str, ...], TermMapEntry] = {}
+    for g in chunk.gold:
+        key = term_key(g.source)
+        if key and g.target and key not in gold:
+            gold[key] = TermMapEntry(g.source, g.target, EntryKind.GOLD, EntryOrigin.GOLD)
+    draw = RecipeDraw(has_gold=bool(gold))
+    budget = rng.choices(recipe.budgets, weights=recipe.weights, k=1)[0]
+    if gold:
+        limit = max(budget, len(gold))
+    else:
+        if rng.random() < recipe.no_gold_empty:
+            draw.budget, draw.emptied = min(budget, recipe.no_gold_max), True
+            return [], draw
+        limit = min(budget, recipe.no_gold_max)
+    draw.budget = limit
+    combined: list[TermMapEntry] = []
+    seen: set[tuple[str, ...]] = set()
+    candidates = [e for e in (retrieved or ()) if e.served][: recipe.cap]
+    for entry in candidates:
+        key = term_key(entry.source)
+        if not key or not entry.target or key in seen:
+            continue
+        seen.add(key)
+        if key in gold:
+            known = gold[key]
+            combined.append(
+                TermMapEntry(
+                    known.source, known.target, EntryKind.GOLD, EntryOrigin.RETRIEVER, entry.score
+                )
+            )
+            continue
+        band = noise_band(
+            entry.score, _supported(entry.target, future_text, recipe.min_target_chars), recipe
+        )
+        draw.offered[band.value] = draw.offered.get(band.value, 0) + 1
+        if rng.random() <= keep_probability(band, recipe):
+            draw.kept[band.value] = draw.kept.get(band.value, 0) + 1
+            combined.append(entry)
+    for key, entry in gold.items():
+        if key not in seen:
+            combined.insert(rng.randint(0, len(combined)), entry)
+            seen.add(key)
+    # Over budget: noise goes, from the end; gold always stays.
+    index = len(combined) - 1
+    while len(combined) > limit and index >= 0:
+        if combined[index].kind is not EntryKind.GOLD:
+            combined.pop(index)
+        index -= 1
+    return combined[: max(recipe.cap, len(gold))], draw

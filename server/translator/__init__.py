@@ -17,6 +17,7 @@ from server.translator.params import (
     DecodingParams,
     FaultParams,
     HistoryParams,
+    PromptStyle,
     TranslatorParams,
     TrimPolicy,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "DecodingParams",
     "FaultParams",
     "HistoryParams",
+    "PromptStyle",
     "TranslatorParams",
     "TrimPolicy",
     "VllmSessionTranslator",

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from server.frames import PIPELINE_RATE
-from server.translator.params import AudioPartStyle
+from server.translator.params import AudioPartStyle, PromptStyle
 
 Message = dict[str, Any]
 
@@ -28,6 +28,15 @@ SYSTEM_PROMPT = (
     "You are a professional simultaneous interpreter. You will be given chunks of "
     "English audio and you need to translate the audio into {language} text. "
     "Use the 'term_map' as a reference for terminology if provided."
+)
+
+# The release's eval agent gives en→zh its own prompt (its code calls it the Chinese
+# training prompt; the released cap16 SFT data used SYSTEM_PROMPT for zh too)
+# (note the typographic quotes around term_map, as in the release).
+RELEASE_ZH_PROMPT = (
+    "You are a professional simultaneous interpreter. Your task is to translate English "
+    "audio chunks into accurate and fluent Chinese. Use the \u2018term_map\u2019 as a "
+    "reference for terminology if provided."
 )
 
 # The prompt names the language in English; the fine-tuned models saw these names.
@@ -68,8 +77,17 @@ def language_name(lang: str) -> str:
     return LANGUAGE_NAMES.get(base_language(lang), lang)
 
 
-def system_message(lang: str) -> Message:
+def system_message(lang: str, style: PromptStyle = PromptStyle.PROJECT) -> Message:
+    if style is PromptStyle.RELEASE and base_language(lang) == "zh":
+        return {"role": "system", "content": RELEASE_ZH_PROMPT}
     return {"role": "system", "content": SYSTEM_PROMPT.format(language=language_name(lang))}
+
+
+def pad_audio(pcm: np.ndarray, min_samples: int) -> np.ndarray:
+    """``pcm`` zero-padded at its end to ``min_samples`` (unchanged when long enough)."""
+    if len(pcm) >= min_samples:
+        return pcm
+    return np.concatenate([pcm, np.zeros(min_samples - len(pcm), dtype=pcm.dtype)])
 
 
 def wav_bytes(pcm: np.ndarray, rate: int = PIPELINE_RATE) -> bytes:
@@ -137,10 +155,13 @@ def assistant_turn(raw: str) -> Message:
 
 
 def build_messages(
-    lang: str, history: Iterable[tuple[Message, str]], user_turn: Message
+    lang: str,
+    history: Iterable[tuple[Message, str]],
+    user_turn: Message,
+    style: PromptStyle = PromptStyle.PROJECT,
 ) -> list[Message]:
     """The full conversation for one request: system, past (user, answer) pairs, new turn."""
-    messages = [system_message(lang)]
+    messages = [system_message(lang, style)]
     for past_user, answer in history:
         messages.append(past_user)
         messages.append(assistant_turn(answer))

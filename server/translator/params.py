@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# One latency unit of audio: 0.96 s at 16 kHz (a chunk is lm of these).
+SAMPLES_PER_UNIT = 15_360
+
 
 class AudioPartStyle(StrEnum):
     """How a chunk's audio travels in the chat request (both are OpenAI-style parts)."""
@@ -18,6 +21,17 @@ class AudioPartStyle(StrEnum):
     INPUT_AUDIO = "input_audio"
     # {"type": "audio_url", "audio_url": {"url": "data:audio/wav;base64,..."}}
     AUDIO_URL = "audio_url"
+
+
+class PromptStyle(StrEnum):
+    """Which system prompt a language gets."""
+
+    # One prompt for every language (the paper's, in docs/translator.md).
+    PROJECT = "project"
+    # The release's eval agent: en→zh uses its own zh prompt (the paper's zh numbers)
+    # ("Your task is to translate English audio chunks into accurate and fluent
+    # Chinese. Use the ‘term_map’ …"); other languages the project prompt.
+    RELEASE = "release"
 
 
 class TrimPolicy(StrEnum):
@@ -39,8 +53,23 @@ class DecodingParams:
     temperature: float = 0.6
     top_p: float = 0.95
     top_k: int = 20
-    # max_tokens = max_tokens_per_lm × lm (the reference: 40 × lm).
+    # max_tokens = max_tokens_per_lm × lm (the reference: 40 × lm); a turn
+    # carrying more audio (catch-up merges) gets 40 per 0.96 s of it.
     max_tokens_per_lm: int = 40
+    # Sent as the request's seed when set (the release's eval agent seeds its
+    # sampling); None: no seed, the server's own randomness.
+    seed: int | None = None
+
+    def max_tokens(self, lm: int, samples: int) -> int:
+        """The token budget of one turn: 40 × lm, or 40 × (its seconds / 0.96) when longer.
+
+        A chunk is 0.96 × lm s, so a single chunk gets 40 × lm as in the
+        reference (a short final chunk too); a catch-up turn that merged n
+        chunks gets n times that, instead of one chunk's budget for several
+        chunks of speech.
+        """
+        units = -(-samples // SAMPLES_PER_UNIT)  # ceil: a partial 0.96 s counts
+        return self.max_tokens_per_lm * max(lm, units)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +81,14 @@ class HistoryParams:
     max_chunks: int | None = None
     # Chunks dropped per trim under the block policy; None: a third of max_chunks.
     block: int | None = None
+    # True: the limit counts the new chunk too, so the prompt holds at most
+    # limit − 1 past pairs plus the new turn (the release's eval agent: 30 or 20
+    # audios per prompt). False: limit past pairs plus the new turn.
+    count_current: bool = False
 
     def limit(self, lm: int) -> int:
-        if self.max_chunks is not None:
-            return max(0, self.max_chunks)
-        return 30 if lm <= 2 else 20
+        base = self.max_chunks if self.max_chunks is not None else (30 if lm <= 2 else 20)
+        return max(0, base - (1 if self.count_current else 0))
 
     def block_size(self, lm: int) -> int:
         limit = self.limit(lm)
@@ -110,6 +142,10 @@ class TranslatorParams:
     history: HistoryParams = field(default_factory=HistoryParams)
     faults: FaultParams = field(default_factory=FaultParams)
     audio_part: AudioPartStyle = AudioPartStyle.INPUT_AUDIO
+    prompt_style: PromptStyle = PromptStyle.PROJECT
+    # Audio shorter than this is zero-padded at its end before it is sent (the
+    # release pads the final chunk to 0.96 s = 15 360 samples); 0: sent as is.
+    min_audio_samples: int = 0
     # Header naming the session on every request, for routers that pin a session
     # to one vLLM replica (prefix cache), e.g. vLLM production-stack's
     # `--routing-logic session --session-key x-session-id`. None: not sent.

@@ -35,6 +35,7 @@ from server.translator.messages import (
     base_language,
     build_messages,
     build_user_turn,
+    pad_audio,
 )
 from server.translator.params import TranslatorParams
 from server.translator.tags import TagStripper
@@ -159,7 +160,8 @@ class VllmSessionTranslator:
     ) -> AsyncIterator[TranslationEvent]:
         """Deltas as they stream, then one commit per target language."""
         # The audio part is encoded once and shared by every language's turn.
-        audio = audio_part(chunk.pcm, self._service.params.audio_part)
+        params = self._service.params
+        audio = audio_part(pad_audio(chunk.pcm, params.min_audio_samples), params.audio_part)
         queue: asyncio.Queue[TranslationEvent | _LaneResult] = asyncio.Queue()
         # Plain tasks rather than a TaskGroup: a TaskGroup cannot span the
         # `yield`s of an async generator (closing the generator raises
@@ -226,7 +228,7 @@ class VllmSessionTranslator:
         error: LlmError | None = None
         started = self._service.clock()
         try:
-            body = await self._request_body(lang, history, user_turn)
+            body = await self._request_body(lang, history, user_turn, len(chunk.pcm))
             async for item in self._service.client.stream(body, self._headers):
                 if isinstance(item, StreamEnd):
                     end = item
@@ -279,20 +281,24 @@ class VllmSessionTranslator:
         )
 
     async def _request_body(
-        self, lang: str, history: History, user_turn: Message
+        self, lang: str, history: History, user_turn: Message, samples: int
     ) -> dict[str, Any]:
         params = self._service.params
         decoding = params.decoding
-        return {
+        body: dict[str, Any] = {
             "model": await self._service.model_name(lang),
-            "messages": build_messages(lang, history, user_turn),
+            "messages": build_messages(lang, history, user_turn, params.prompt_style),
             "temperature": decoding.temperature,
             "top_p": decoding.top_p,
             "top_k": decoding.top_k,
-            "max_tokens": decoding.max_tokens_per_lm * self._context.lm,
+            # By the turn's audio: a catch-up turn of n merged chunks gets n budgets.
+            "max_tokens": decoding.max_tokens(self._context.lm, samples),
             "stream_options": {"include_usage": True},
             "cache_salt": self._salt,
         }
+        if decoding.seed is not None:
+            body["seed"] = decoding.seed
+        return body
 
     def _failed(self, error: LlmError, chunk_index: int) -> None:
         if self._failing:

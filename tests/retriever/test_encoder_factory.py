@@ -81,6 +81,12 @@ def test_neural_settings_map_to_a_model_configuration(tmp_path: Path) -> None:
     released = EncoderParams(kind="neural").neural_config()
     assert released.checkpoint == "hf://gavinlaw/rasst-retriever-hn1024/hn1024.pt"
     assert released.device is None  # "auto"
+    # The release's serving: dense+sparse terms 0.3/0.7, encode-once spans.
+    assert released.sparse_weight == 0.7 and EncoderParams(kind="neural").windowing == "span"
+    dense = EncoderParams.from_settings(
+        Settings(retriever_encoder="neural", neural_sparse_weight=0.0, neural_windowing="windows")
+    )
+    assert dense.neural_config().sparse_weight == 0.0 and dense.windowing == "windows"
     with pytest.raises(ValueError, match="not both"):
         EncoderParams(kind="neural", checkpoint="x.pt", adapters=tmp_path)
 

@@ -53,3 +53,15 @@ def test_merged_terms_keep_the_best_score_per_source_best_first() -> None:
 @pytest.mark.parametrize(("lm", "seconds"), [(1, 3.84), (2, 3.84), (3, 5.76), (4, 7.68)])
 def test_merge_limit(lm: int, seconds: float) -> None:
     assert merge_limit_samples(15360 * lm) == round(seconds * 16000)
+
+
+def test_merged_term_map_is_capped_at_the_top_ten_by_score() -> None:
+    groups = [
+        TermHits(i, tuple(_hit(f"t{i}-{j}", 0.5 + 0.01 * (i * 6 + j)) for j in range(6)))
+        for i in range(3)
+    ]
+    merged = merge_terms(groups, chunk_index=2)
+    scores = sorted((h.score for g in groups for h in g.hits), reverse=True)[:10]
+    assert len(merged.hits) == 10
+    assert [h.score for h in merged.hits] == scores
+    assert len(merge_terms(groups, chunk_index=2, limit=3).hits) == 3

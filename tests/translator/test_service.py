@@ -442,3 +442,68 @@ async def test_check_ready_is_false_when_unreachable() -> None:
 
 async def test_llm_error_carries_outage_flag() -> None:
     assert LlmError("x", outage=True).outage
+
+
+async def test_catch_up_turn_gets_the_budget_of_its_audio_and_a_seed() -> None:
+    """A merged turn of three lm=1 chunks (2.88 s) gets 3 × 40 tokens, not one chunk's 40."""
+    recorder = Recorder(default=["x"])
+    service = _service(recorder, decoding=DecodingParams(seed=1234))
+    session = await service.open_session(context("zh", lm=1), [].append)
+    await _collect(session.translate(chunk(0, seconds=0.96), TermHits(chunk_index=0)))
+    await _collect(session.translate(chunk(1, seconds=2.88), TermHits(chunk_index=1)))
+    await _collect(session.translate(chunk(4, seconds=0.5), TermHits(chunk_index=4)))
+    assert [b["max_tokens"] for b in recorder.bodies] == [40, 120, 40]
+    assert all(b["seed"] == 1234 for b in recorder.bodies)
+    await service.aclose()
+    # Without a seed none is sent (the server's own randomness).
+    plain = Recorder(default=["x"])
+    service = _service(plain)
+    session = await service.open_session(context("zh", lm=2), [].append)
+    await _collect(session.translate(chunk(0, seconds=1.92), TermHits(chunk_index=0)))
+    assert "seed" not in plain.bodies[0] and plain.bodies[0]["max_tokens"] == 80
+    await service.aclose()
+
+
+@pytest.mark.parametrize(
+    ("lm", "seconds", "tokens"),
+    [(1, 0.96, 40), (1, 1.92, 80), (1, 3.84, 160), (2, 1.92, 80), (2, 3.0, 160), (4, 0.2, 160)],
+)
+def test_token_budget_by_turn_audio(lm: int, seconds: float, tokens: int) -> None:
+    assert DecodingParams().max_tokens(lm, round(seconds * 16_000)) == tokens
+
+
+async def test_release_serving_params_prompt_padding_seed_and_history() -> None:
+    """The paper preset's translator: zh training prompt, 0.96 s padding, seed, 30 audios."""
+    from server.translator import PromptStyle, TrimPolicy
+    from server.translator.messages import RELEASE_ZH_PROMPT, SYSTEM_PROMPT
+
+    recorder = Recorder(default=["x"])
+    service = _service(
+        recorder,
+        decoding=DecodingParams(seed=998_244_353),
+        history=HistoryParams(policy=TrimPolicy.STEP, count_current=True),
+        prompt_style=PromptStyle.RELEASE,
+        min_audio_samples=15_360,
+    )
+    session = await service.open_session(context("zh", "de", lm=1), [].append)
+    for i in range(33):
+        await _collect(session.translate(chunk(i), TermHits(chunk_index=i)))
+    await _collect(session.translate(chunk(33, seconds=0.3), TermHits(chunk_index=33)))
+    await service.aclose()
+    zh = [b for b in recorder.bodies if "Chinese" in b["messages"][0]["content"]]
+    de = [b for b in recorder.bodies if "German" in b["messages"][0]["content"]]
+    assert zh and all(b["messages"][0]["content"] == RELEASE_ZH_PROMPT for b in zh)
+    assert "\u2018term_map\u2019" in RELEASE_ZH_PROMPT
+    assert de[0]["messages"][0]["content"] == SYSTEM_PROMPT.format(language="German")
+    assert all(b["seed"] == 998_244_353 for b in recorder.bodies)
+    # At most 30 audios per prompt (29 past pairs + the new turn), one pair dropped per step.
+    users = [sum(m["role"] == "user" for m in b["messages"]) for b in zh]
+    assert max(users) == 30 and users[-3:] == [30, 30, 30]
+    first_past = [b["messages"][1] for b in zh[-3:]]
+    assert first_past[0] != first_past[1] != first_past[2]
+    # The final 0.3 s chunk goes out padded to 0.96 s of audio (zeros at its end).
+    data = zh[-1]["messages"][-1]["content"][0]["input_audio"]["data"]
+    with wave.open(io.BytesIO(base64.b64decode(data))) as wav:
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
+    assert len(pcm) == 15_360 and not pcm[4_800:].any()
+    np.testing.assert_array_equal(pcm[:4_800], chunk(33, seconds=0.3).pcm)

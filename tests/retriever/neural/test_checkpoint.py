@@ -6,6 +6,7 @@ from tests.retriever.neural.support import require_neural_stack
 
 require_neural_stack()
 
+import fractions  # noqa: E402
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -157,7 +158,9 @@ def test_missing_section_wrong_preset_and_missing_file(
     with pytest.raises(CheckpointError, match="does not exist"):
         build(tiny_config(checkpoint=str(tmp_path / "nope.pt")), kwargs)
     with pytest.raises(CheckpointError, match="other than tensors"):
-        torch.save({"model_state_dict": {}, "note": Path("x")}, tmp_path / "pickled.pt")
+        torch.save(
+            {"model_state_dict": {}, "note": fractions.Fraction(1, 3)}, tmp_path / "pickled.pt"
+        )
         build(tiny_config(checkpoint=str(tmp_path / "pickled.pt")), kwargs)
 
 
