@@ -86,8 +86,13 @@ class TextMatcher:
     def __init__(self, snapshot: GlossarySnapshot) -> None:
         self.snapshot = snapshot
         self._terms: dict[str, list[int]] = {}
+        # The spoken form before the plural is dropped: "model" and "models" share a
+        # key, and the words heard decide which of the two was said.
+        self._spoken: list[str] = []
         for i, entry in enumerate(snapshot.entries):
-            key = _key(entry.source)
+            spoken = _spoken(entry.source)
+            self._spoken.append(spoken)
+            key = _strip_plural(spoken)
             if key:
                 self._terms.setdefault(key, []).append(i)
 
@@ -99,7 +104,10 @@ class TextMatcher:
             joined = ""
             for j in range(i, min(len(raw), i + _MAX_TERM_WORDS)):
                 joined += raw[j]
-                for term_id in self._terms.get(_strip_plural(joined), ()):
+                ids = self._terms.get(_strip_plural(joined), ())
+                if len(ids) > 1:  # singular and plural entries: the one said, if present
+                    ids = [t for t in ids if self._spoken[t] == joined] or ids
+                for term_id in ids:
                     found.append((term_id, i, j + 1))
         return found
 

@@ -268,13 +268,12 @@ class SpeechFrontEnd:
 
     # -- decoding -----------------------------------------------------------------
 
-    def _decode(self, samples: int, start: int = 0, before: str = "") -> Transcription:
-        """Transcribe utterance samples ``[start, samples)``; ``before``: text said before."""
+    def _decode(self, samples: int, start: int = 0, *, final: bool = True) -> Transcription:
+        """Transcribe utterance samples ``[start, samples)``."""
         assert self._recognizer is not None
         audio = self._buffer[start:samples].astype(np.float32) / 32768.0
-        context = (self._context + " " + before).strip()[-self._params.prompt_chars :]
-        prompt = self._recognizer.prompt_tokens(self._hotwords, context)
-        return self._recognizer.transcribe(audio, prompt)
+        prompt = self._recognizer.prompt_tokens(self._hotwords, self._context)
+        return self._recognizer.transcribe(audio, prompt, final=final)
 
     def _words(self, result: Transcription, offset: int = 0) -> list[RecognizedWord]:
         start = self._utterance_start + offset
@@ -313,7 +312,7 @@ class SpeechFrontEnd:
         self._partial_at = samples
         kept = self._settled_prefix(samples)
         offset = kept[-1].end_sample - self._utterance_start if kept else 0
-        recognised = kept + self._words(self._decode(samples, offset), offset)
+        recognised = kept + self._words(self._decode(samples, offset, final=False), offset)
         self._hypothesis = tuple(recognised)
         stable = self._agreement.update([w.word for w in recognised])
         text = " ".join(w.word for w in recognised)

@@ -8,9 +8,10 @@ padding: a 3 s utterance costs ~25 ms of encoder time instead of ~550 ms.
 The tokenizer, features, word alignment and punctuation merging are
 faster-whisper's own.
 
-Greedy decoding at temperature 0 with no sampling fallback: the same audio
-and prompt give the same words on every call (a fallback that samples would
-make captions differ between sessions). Hallucination guards run on every
+Decoding at temperature 0 (beam search for final captions, greedy for
+revisable ones) with no sampling fallback: the same audio and prompt give the
+same words on every call (a fallback that samples would make captions differ
+between sessions). Hallucination guards run on every
 result: the model's no-speech probability, the average log-probability, the
 gzip compression ratio of the text (Whisper's repetition loops compress
 well), and a cap on tokens per second of audio.
@@ -42,6 +43,9 @@ class DecodeParams:
     context_step_seconds: float = 5.0
     context_pad_seconds: float = 2.0
     max_prompt_tokens: int = 120
+    # Final captions use beam search (two_cities WER 0.042 -> 0.017 with tiny.en, +25 %
+    # CPU on finals); revisable ones stay greedy: they are many and soon replaced.
+    final_beam_size: int = 5
     # Guards (Whisper's own defaults where it has them).
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
@@ -130,20 +134,27 @@ class WhisperRecognizer:
             tokens += tail[-(budget - len(tokens)) :] if budget > len(tokens) else []
         return tokens
 
-    def transcribe(self, audio: np.ndarray, prompt: list[int] | None = None) -> Transcription:
+    def transcribe(
+        self, audio: np.ndarray, prompt: list[int] | None = None, *, final: bool = True
+    ) -> Transcription:
         """Words of ``audio`` (float32 in [-1, 1], 16 kHz mono), or EMPTY when a guard trips.
+
+        ``final``: a final caption (beam search); else a revisable one (greedy).
 
         A short encoder window that makes the model loop is retried once with
         the full 30 s window Whisper was trained on (rare; still deterministic).
         """
         if len(audio) < SAMPLE_RATE // 10:
             return EMPTY
-        result = self._transcribe(audio, prompt, context_frames(len(audio), self._params))
+        beam = self._params.final_beam_size if final else 1
+        result = self._transcribe(audio, prompt, context_frames(len(audio), self._params), beam)
         if result.rejected in ("repetition", "runaway"):
-            result = self._transcribe(audio, prompt, _MAX_FRAMES)
+            result = self._transcribe(audio, prompt, _MAX_FRAMES, beam)
         return result
 
-    def _transcribe(self, audio: np.ndarray, prompt: list[int] | None, frames: int) -> Transcription:
+    def _transcribe(
+        self, audio: np.ndarray, prompt: list[int] | None, frames: int, beam: int
+    ) -> Transcription:
         import ctranslate2
 
         params = self._params
@@ -159,7 +170,7 @@ class WhisperRecognizer:
         result = self._model.model.generate(
             encoder_output,
             [sequence],
-            beam_size=1,
+            beam_size=beam,
             max_length=min(len(sequence) + max_new, 448),
             return_scores=True,
             return_no_speech_prob=True,

@@ -150,3 +150,13 @@ def test_final_words_arriving_late_are_still_searched(manager: IndexManager) -> 
     late = words(("a", 0.3, 0.5), ("BLEU", 0.5, 0.9), ("score", 0.9, 1.3), ("of", 7.5, 7.7))
     hits = r.process(4, 4 * CHUNK, 5 * CHUNK, late, [])
     assert [(h.source, h.start_sample) for h in hits.hits] == [("BLEU score", 8_000)]
+
+
+def test_singular_and_plural_entries_report_the_form_that_was_said() -> None:
+    matcher = TextMatcher(snapshot(["model", "models", "dataset"]))
+    found = matcher.find(["two", "models", "and", "one", "model", "on", "datasets"])
+    assert {(matcher.snapshot.entries[t].source, a) for t, a, _ in found} == {
+        ("models", 1),
+        ("model", 4),
+        ("dataset", 6),  # only the singular is in the glossary: it matches the plural
+    }
