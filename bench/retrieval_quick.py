@@ -136,12 +136,14 @@ def _decode(job: tuple[str, str, str, str]) -> tuple[list[ChunkAnalysis], float]
     """Front-end analyses of one synthesised segment, one per 0.96 s piece, and CPU s."""
     from server.asr.front_end import FrontEndParams, SliceIn, SpeechFrontEnd, default_vad_factory
     from server.asr.models import AsrModelParams, load_model
-    from server.asr.recognizer import WhisperRecognizer
+    from server.asr.recognizer import DecodeParams, WhisperRecognizer
 
     global _RECOGNIZER
     text, voice, model, hotwords = job
     # Decoding dominates; keep it between runs that share text, voice, model and hotwords.
-    key = hashlib.sha1(f"{text}\0{voice}\0{model}\0{hotwords}".encode()).hexdigest()[:20]
+    settings = f"{FrontEndParams()!r}{DecodeParams()!r}"
+    key = f"{text}\0{voice}\0{model}\0{hotwords}\0{settings}"
+    key = hashlib.sha1(key.encode()).hexdigest()[:20]
     cached = CACHE / "bench_decode" / f"{key}.pkl"
     if cached.exists():
         with open(cached, "rb") as f:
