@@ -12,9 +12,10 @@ per occurrence) against the RASST tagged glossary (de pairs), plus optional
 distractor terms (other glossaries, then random 1–3-word CMU-dictionary
 phrases), as they would be in a real upload.
 
-A gold occurrence is found when the term is in the top 10 of the chunk where it
-ends ("strict") or of that chunk or the next ("late ok": the window holding a
-term that ends near a chunk boundary completes in the next chunk). Precision at
+A gold occurrence is found (recall@10) when the term is in the top 10 of a
+chunk it is spoken in or of the next one (a word is heard whole only after it
+ends); "strict" asks for the chunk where it ends. Where a term is spoken comes
+from flite's own segment times (``-psdur``) for the sentence. Precision at
 τ: reported (chunk, term) pairs whose term is a gold term of the segment
 ("gold") or whose text occurs in the segment's English ("spoken"; the gold
 annotation misses some spoken terms).
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -109,12 +111,40 @@ def distractors(n: int, exclude: set[str], seed: int = 0) -> list[str]:
     return list(dict.fromkeys(out))[:n]
 
 
-def term_end(text: str, term: str, voice: str) -> int | None:
-    """Sample where ``term`` ends in the synthesised ``text`` (prefix synthesis)."""
+@functools.cache
+def phone_ends(text: str, voice: str) -> tuple[float, ...]:
+    """End times (s) of the phones flite speaks for ``text``, pauses left out."""
+    out = subprocess.run(
+        ["flite", "-voice", voice, "-psdur", "-t", text, "-o", "none"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    ends = []
+    for item in out.split():
+        phone, _, end = item.rpartition(":")
+        if phone and phone != "pau":
+            ends.append(float(end))
+    return tuple(ends)
+
+
+def term_span(text: str, term: str, voice: str) -> tuple[int, int] | None:
+    """Samples where ``term`` starts and ends in the synthesised ``text``.
+
+    flite's own segment times for the whole sentence, at the phones that end the
+    prefixes before and up to the term (a synthesised prefix would end later:
+    its last word gets sentence-final lengthening).
+    """
     match = re.search(r"\b" + re.escape(term) + r"\b", text, flags=re.IGNORECASE)
     if match is None:
         return None
-    return speech_end(synthesise(text[: match.end()], voice))
+    full = phone_ends(text, voice)
+    before = len(phone_ends(text[: match.start()], voice)) if match.start() else 0
+    upto = len(phone_ends(text[: match.end()], voice))
+    if not full or upto == 0:
+        return None
+    start = full[min(before, len(full)) - 1] if before else 0.0
+    return round(start * RATE), round(full[min(upto, len(full)) - 1] * RATE)
 
 
 def glossary_snapshot(n_distractors: int) -> tuple[GlossarySnapshot, int]:
@@ -209,13 +239,13 @@ def run_quality(args: argparse.Namespace) -> dict[str, object]:
         decoded = pool.map(_decode, jobs, chunksize=1)
     decode_cpu = sum(cpu for _, cpu in decoded)
     audio_s = sum(len(synthesise(r["en"], args.voice)) / RATE for r in rows)
-    # Gold occurrences: (segment, term, 0.96 s piece where the term ends).
-    gold: list[tuple[int, str, int]] = []
+    # Gold occurrences: (segment, term, 0.96 s pieces where the term starts and ends).
+    gold: list[tuple[int, str, int, int]] = []
     for s, row in enumerate(rows):
         for term in sorted({t["en"].lower() for t in row["terms"]} & known):
-            end = term_end(row["en"], term, args.voice)
-            if end is not None:
-                gold.append((s, term, max(end - 1, 0) // PIECE))
+            span = term_span(row["en"], term, args.voice)
+            if span is not None:
+                gold.append((s, term, span[0] // PIECE, max(span[1] - 1, 0) // PIECE))
 
     # A session retrieves at one tau, and reports each occurrence once at that tau:
     # every tau is its own run over the same decoded words.
@@ -281,26 +311,30 @@ def run_quality(args: argparse.Namespace) -> dict[str, object]:
 
 def score(
     rows: list[dict],
-    gold: list[tuple[int, str, int]],
+    gold: list[tuple[int, str, int, int]],
     chunk_hits: list[list[list[tuple[str, float]]]],
     lm: int,
     tau: float,
 ) -> dict[str, object]:
-    """Recall (several timing tolerances) and precision of one run at one tau."""
-    strict = late = near = anywhere = 0
+    """Recall (timing tolerances) and precision of one run at one tau.
+
+    recall@10: reported in a chunk the term is spoken in, or in the next one (a
+    word is heard whole only after it ends); strict: in the chunk where it ends.
+    """
+    strict = timely = anywhere = 0
     misses: list[str] = []
-    for s, term, piece in gold:
+    for s, term, first_piece, last_piece in gold:
         chunks = chunk_hits[s]
-        c = min(piece // lm, len(chunks) - 1)
-        found_at = [any(t == term and sc >= tau for t, sc in chunks[i]) for i in (c, c + 1)
-                    if i < len(chunks)]  # fmt: skip
-        strict += found_at[0]
-        ok = any(found_at)
-        late += ok
-        # Reported one chunk early (Whisper completes a word it has half heard),
-        # or anywhere in the segment (timing aside).
-        near += ok or (c > 0 and any(t == term and sc >= tau for t, sc in chunks[c - 1]))
-        anywhere += any(t == term and sc >= tau for hits in chunks for t, sc in hits)
+
+        def reported(i: int, term: str = term, chunks: list = chunks) -> bool:
+            return 0 <= i < len(chunks) and any(t == term and sc >= tau for t, sc in chunks[i])
+
+        first = min(first_piece // lm, len(chunks) - 1)
+        last = min(last_piece // lm, len(chunks) - 1)
+        strict += reported(last)
+        ok = any(reported(i) for i in range(first, last + 2))
+        timely += ok
+        anywhere += any(reported(i) for i in range(len(chunks)))
         if not ok:
             misses.append(term)
     reported = correct_gold = correct_spoken = 0
@@ -316,9 +350,8 @@ def score(
                 correct_spoken += bool(re.search(r"\b" + re.escape(term) + r"\b", text))
     return {
             "tau": tau,
+            "recall@10": round(timely / max(len(gold), 1), 3),
             "recall@10_strict": round(strict / max(len(gold), 1), 3),
-            "recall@10_late_ok": round(late / max(len(gold), 1), 3),
-            "recall@10_one_early_ok": round(near / max(len(gold), 1), 3),
             "recall@10_any_chunk": round(anywhere / max(len(gold), 1), 3),
             "precision_gold": round(correct_gold / max(reported, 1), 3),
             "precision_spoken": round(correct_spoken / max(reported, 1), 3),
