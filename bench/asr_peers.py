@@ -17,7 +17,8 @@ the file at real time in 100 ms frames of 16-bit PCM, over loopback. Per system 
 * **sustained**: every client's final text within ``--final-slack`` (2 s) of the audio end, p95
   latency ≤ ``--chunk-seconds`` (1.92 s, RASST's default chunk) + 1 s, and no errors.
 
-A system that is not sustained at one level is not tried at higher levels.
+A system whose final text comes more than ``--behind-s`` (10 s) after the audio end (it fell
+behind real time) or that fails is not tried at higher levels.
 
 Servers: each system runs as a subprocess on a free loopback port, stopped after its levels.
 
@@ -428,6 +429,18 @@ def score_level(system: str, n: int, records: list[StreamRecord | BaseException]
         "load_start": load_start,
         "load_end": load_average(),
         "final_texts": [r.final_text for r in records if isinstance(r, StreamRecord)],
+        # The first client's transcript over time, and its audio end (for inspection).
+        "first_client": next(
+            (
+                {
+                    "audio_end": round(r.audio_end, 2),
+                    "snapshots": [(round(t, 2), s) for t, s in r.snapshots],
+                }
+                for r in records
+                if isinstance(r, StreamRecord)
+            ),
+            None,
+        ),  # fmt: skip
     }
 
 
@@ -442,6 +455,8 @@ def main() -> None:
     ap.add_argument("--chunk-seconds", type=float, default=1.92)
     ap.add_argument("--final-slack", type=float, default=2.0)
     ap.add_argument("--final-timeout", type=float, default=120.0)
+    ap.add_argument("--behind-s", type=float, default=10.0,
+                    help="stop adding clients once the final text comes later than this")  # fmt: skip
     ap.add_argument("--settle", type=float, default=10.0, help="WhisperLive: quiet s before END")
     ap.add_argument("--rasst-url")
     ap.add_argument("--rasst-repo", type=Path, default=ROOT)
@@ -483,10 +498,11 @@ def main() -> None:
                     records = [exc] * n
                 row = score_level(system, n, records, reference, word_ends, args, load_start)
                 rows.append(row)
-                brief = {k: v for k, v in row.items() if k != "final_texts"}
+                brief = {k: v for k, v in row.items() if k not in ("final_texts", "first_client")}
                 print(json.dumps(brief), file=sys.stderr, flush=True)
-                if not row["sustained"]:
-                    break
+                final = row["final_after_end_max_s"]
+                if row["errors"] or final is None or final > args.behind_s:
+                    break  # fallen behind (or failing): more clients only make it worse
         finally:
             server.stop()
     if args.json:
