@@ -34,8 +34,9 @@ Servers: each system runs as a subprocess on a free loopback port, stopped after
 * WhisperLive (``--wl-venv``, 0.10.x): ``TranscriptionServer().run(backend="faster_whisper",
   faster_whisper_custom_model_path=DIR, single_model=True, max_clients=16)``; options
   ``audio_format=int16``, ``use_vad=True``, all segments sent. It stops transcribing at
-  ``END_OF_AUDIO``, so the client sends that only after the text has not changed for
-  ``--settle`` seconds (as its own client waits for silence before disconnecting).
+  ``END_OF_AUDIO``, so the client sends that only once its segments reach the end of the
+  audio and the text has not changed for 2 s, or it has sent nothing for ``--settle`` s (its
+  own client also waits for silence before disconnecting).
 
 Each peer runs with its own defaults otherwise (WhisperLiveKit: beam 5 and word timestamps;
 WhisperLive: beam 5, CTranslate2's default thread count), RASST with its settings.
@@ -183,6 +184,8 @@ async def stream_wl(
     text = ""
     error: str | None = None
     t0 = time.monotonic()
+    last_message = 0.0
+    covered = 0.0  # audio seconds the server's segments reach
 
     def clock() -> float:
         return time.monotonic() - t0
@@ -202,9 +205,10 @@ async def stream_wl(
                     raise RuntimeError(f"WhisperLive refused the client: {event}")
 
         async def reader() -> None:
-            nonlocal text, error
+            nonlocal text, error, last_message, covered
             async for message in ws:
                 event = json.loads(message)
+                last_message = clock()
                 if event.get("status") == "ERROR":
                     error = str(event.get("message"))
                 if event.get("message") == "DISCONNECT":
@@ -213,6 +217,7 @@ async def stream_wl(
                     continue
                 pending.clear()
                 for seg in event["segments"]:
+                    covered = max(covered, float(seg["end"]))
                     start = round(float(seg["start"]), 3)
                     (completed if seg.get("completed") else pending)[start] = str(seg["text"])
                 last_done = max(completed, default=-1.0)
@@ -231,10 +236,16 @@ async def stream_wl(
 
         await pace_frames(send, pcm, 1.0, FRAME_SECONDS, clock)
         audio_end = clock()
-        # It stops at END_OF_AUDIO: wait until the text has settled (bounded).
+        # It stops transcribing at END_OF_AUDIO: first wait (bounded) until its segments
+        # reach the end of the audio and the text has not changed for 2 s, or until it has
+        # sent nothing for ``settle`` seconds (it answers after every pass while working).
+        audio_s = len(pcm) / RATE
         while clock() < audio_end + final_timeout and not read_task.done():
-            last = snapshots[-1][0] if snapshots else 0.0
-            if clock() - max(last, audio_end) >= settle:
+            now = clock()
+            last = max(snapshots[-1][0] if snapshots else 0.0, audio_end)
+            if covered >= audio_s - 2.0 and now - last >= 2.0:
+                break
+            if now - max(last_message, audio_end) >= settle:
                 break
             await asyncio.sleep(0.2)
         await ws.send(b"END_OF_AUDIO")
