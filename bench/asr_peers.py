@@ -20,7 +20,9 @@ the file at real time in 100 ms frames of 16-bit PCM, over loopback. Per system 
 A system whose final text comes more than ``--behind-s`` (10 s) after the audio end (it fell
 behind real time) or that fails is not tried at higher levels.
 
-Servers: each system runs as a subprocess on a free loopback port, stopped after its levels.
+Servers: each system runs as a subprocess on a free loopback port; all are started (and warmed
+up with one 5 s stream) first, then the levels run interleaved across systems (1 client for each
+system, then 2, …) so that load from other jobs on a shared machine hits all alike.
 
 * RASST: ``--rasst-url ws://…/v1/stream`` (running already) or started from ``--rasst-repo``
   (default: this checkout) with ``--rasst-python -m server.cli serve`` (the repo's code, not
@@ -488,23 +490,34 @@ def main() -> None:
     print(f"# model {model_dir}; {sum(e is not None for e in word_ends)}/{len(word_ends)} "
           f"reference words timed; load {load_average()}", file=sys.stderr)  # fmt: skip
     rows: list[dict[str, object]] = []
-    for system in args.systems:
-        starter = {"rasst": lambda: start_rasst(args, args.logs),
-                   "wlk": lambda: start_wlk(args, args.logs, model_dir),
-                   "wl": lambda: start_wl(args, args.logs, model_dir)}[system]  # fmt: skip
-        try:
-            server = starter()
-        except Exception as exc:  # noqa: BLE001 - one system failing must not stop the others
-            print(f"# {system}: could not start: {exc}", file=sys.stderr)
-            rows.append({"system": NAMES[system], "clients": 0, "errors": [str(exc)[:300]]})
-            continue
-        try:
-            # Warm-up: model load and worker start-up do not count.
-            asyncio.run(run_level(system, server.url, pcm[: 5 * RATE], 1, args, model_dir))
-            for n in args.levels:
+    starters = {
+        "rasst": lambda: start_rasst(args, args.logs),
+        "wlk": lambda: start_wlk(args, args.logs, model_dir),
+        "wl": lambda: start_wl(args, args.logs, model_dir),
+    }
+    servers: dict[str, Server] = {}
+    try:
+        # All servers up (idle) first, then the levels interleaved across systems, so that a
+        # change in the machine's load (it is shared) hits every system alike.
+        for system in args.systems:
+            try:
+                servers[system] = starters[system]()
+                # Warm-up: model load and worker start-up do not count.
+                asyncio.run(
+                    run_level(system, servers[system].url, pcm[: 5 * RATE], 1, args, model_dir)
+                )
+            except Exception as exc:  # noqa: BLE001 - one system failing must not stop the rest
+                print(f"# {system}: could not start: {exc}", file=sys.stderr)
+                rows.append({"system": NAMES[system], "clients": 0, "errors": [str(exc)[:300]]})
+                if system in servers:
+                    servers.pop(system).stop()
+        active = list(servers)
+        for n in args.levels:
+            for system in list(active):
                 load_start = load_average()
+                url = servers[system].url
                 try:
-                    records = asyncio.run(run_level(system, server.url, pcm, n, args, model_dir))
+                    records = asyncio.run(run_level(system, url, pcm, n, args, model_dir))
                 except TimeoutError as exc:
                     records = [exc] * n
                 row = score_level(system, n, records, reference, word_ends, args, load_start)
@@ -513,9 +526,13 @@ def main() -> None:
                 print(json.dumps(brief), file=sys.stderr, flush=True)
                 final = row["final_after_end_max_s"]
                 if row["errors"] or final is None or final > args.behind_s:
-                    break  # fallen behind (or failing): more clients only make it worse
-        finally:
+                    active.remove(system)  # fallen behind (or failing): more clients won't help
+                    servers.pop(system).stop()
+    finally:
+        for server in servers.values():
             server.stop()
+    rows.sort(key=lambda r: (args.systems.index(next(k for k, v in NAMES.items()
+                                                     if v == r["system"])), r["clients"]))  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"model": args.model, "rows": rows}, indent=1))
