@@ -36,9 +36,9 @@ system, then 2, …) so that load from other jobs on a shared machine hits all a
 * WhisperLive (``--wl-venv``, 0.10.x): ``TranscriptionServer().run(backend="faster_whisper",
   faster_whisper_custom_model_path=DIR, single_model=True, max_clients=16)``; options
   ``audio_format=int16``, ``use_vad=True``, all segments sent. It stops transcribing at
-  ``END_OF_AUDIO``, so the client sends that only once its segments reach the end of the
-  audio and the text has not changed for 2 s, or it has sent nothing for ``--settle`` s (its
-  own client also waits for silence before disconnecting).
+  ``END_OF_AUDIO``, so the client sends that only once it has caught up (its answers, one per
+  pass, repeat the same text for 3 s) or it has sent nothing for ``--settle`` s (its own client
+  also waits for silence before disconnecting).
 
 Each peer runs with its own defaults otherwise (WhisperLiveKit: beam 5 and word timestamps;
 WhisperLive: beam 5, CTranslate2's default thread count), RASST with its settings.
@@ -187,7 +187,7 @@ async def stream_wl(
     error: str | None = None
     t0 = time.monotonic()
     last_message = 0.0
-    covered = 0.0  # audio seconds the server's segments reach
+    unchanged_messages = 0  # messages since the text last changed
 
     def clock() -> float:
         return time.monotonic() - t0
@@ -207,10 +207,11 @@ async def stream_wl(
                     raise RuntimeError(f"WhisperLive refused the client: {event}")
 
         async def reader() -> None:
-            nonlocal text, error, last_message, covered
+            nonlocal text, error, last_message, unchanged_messages
             async for message in ws:
                 event = json.loads(message)
                 last_message = clock()
+                unchanged_messages += 1
                 if event.get("status") == "ERROR":
                     error = str(event.get("message"))
                 if event.get("message") == "DISCONNECT":
@@ -219,7 +220,6 @@ async def stream_wl(
                     continue
                 pending.clear()
                 for seg in event["segments"]:
-                    covered = max(covered, float(seg["end"]))
                     start = round(float(seg["start"]), 3)
                     (completed if seg.get("completed") else pending)[start] = str(seg["text"])
                 last_done = max(completed, default=-1.0)
@@ -229,6 +229,7 @@ async def stream_wl(
                 if new != text:
                     text = new
                     snapshots.append((clock(), text))
+                    unchanged_messages = 0
 
         read_task = asyncio.create_task(reader())
         t0 = time.monotonic()
@@ -238,14 +239,14 @@ async def stream_wl(
 
         await pace_frames(send, pcm, 1.0, FRAME_SECONDS, clock)
         audio_end = clock()
-        # It stops transcribing at END_OF_AUDIO: first wait (bounded) until its segments
-        # reach the end of the audio and the text has not changed for 2 s, or until it has
-        # sent nothing for ``settle`` seconds (it answers after every pass while working).
-        audio_s = len(pcm) / RATE
+        # It stops transcribing at END_OF_AUDIO. It answers after every pass, changed or not,
+        # so it has caught up when passes keep returning the same text; wait (bounded) for
+        # that: no change for 3 s over at least 3 answers, or no answer at all for ``settle``.
+        unchanged_messages = 0
         while clock() < audio_end + final_timeout and not read_task.done():
             now = clock()
             last = max(snapshots[-1][0] if snapshots else 0.0, audio_end)
-            if covered >= audio_s - 2.0 and now - last >= 2.0:
+            if unchanged_messages >= 3 and now - last >= 3.0:
                 break
             if now - max(last_message, audio_end) >= settle:
                 break
@@ -470,7 +471,7 @@ def main() -> None:
     ap.add_argument("--final-timeout", type=float, default=120.0)
     ap.add_argument("--behind-s", type=float, default=10.0,
                     help="stop adding clients once the final text comes later than this")  # fmt: skip
-    ap.add_argument("--settle", type=float, default=10.0, help="WhisperLive: quiet s before END")
+    ap.add_argument("--settle", type=float, default=30.0, help="WhisperLive: quiet s before END")
     ap.add_argument("--rasst-url")
     ap.add_argument("--rasst-repo", type=Path, default=ROOT)
     ap.add_argument("--rasst-python", default=sys.executable)
