@@ -146,7 +146,7 @@ class Settings(BaseSettings):
 
     # Retrieval
     # Minimum term score τ (calibrated on ACL 60/60 dev, docs/benchmarks.md).
-    retrieval_tau: float = Field(default=0.8, ge=0.0, le=1.0)
+    retrieval_tau: float = Field(default=0.85, ge=0.0, le=1.0)
     # K1 = K2: terms kept per window and per chunk.
     retrieval_top_k: int = Field(default=10, ge=1, le=100)
     # FAISS candidates per window re-scored by phone alignment (embedded retriever).

@@ -39,7 +39,7 @@ class OfflineRetrievalParams:
     """The gateway's retrieval settings (the CLI takes them from ``server.settings``)."""
 
     cache_dir: Path
-    tau: float = 0.8
+    tau: float = 0.85
     top_k: int = 10
     candidates: int = 100
     # Bias the recogniser toward the glossary, as sessions do (RASST_ASR_HOTWORDS).
