@@ -174,9 +174,16 @@ def _token_phones(token: str) -> tuple[str, ...]:
 
 
 class ReportedOccurrences:
-    """Spans at which each term was already reported, so the look-back never repeats one."""
+    """Spans at which each term was already reported, so the look-back never repeats one.
 
-    def __init__(self) -> None:
+    Two reports of a term are one occurrence when their spans overlap or lie less than
+    ``margin`` samples apart: a revisable hypothesis may time a word a little off, and a
+    window hit spans more than the word (a term said twice within a second is not a
+    thing speakers do).
+    """
+
+    def __init__(self, margin: int = 16_000) -> None:
+        self._margin = margin
         self._spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
 
     def fresh(self, hits: Sequence[TermHit], limit: int) -> list[TermHit]:
@@ -190,7 +197,8 @@ class ReportedOccurrences:
             if len(out) >= limit:
                 break
             spans = self._spans.setdefault((hit.glossary_id, hit.source), [])
-            if any(s < hit.end_sample and hit.start_sample < e for s, e in spans):
+            margin = self._margin
+            if any(s - margin < hit.end_sample and hit.start_sample < e + margin for s, e in spans):
                 continue
             spans.append((hit.start_sample, hit.end_sample))
             out.append(hit)
