@@ -66,7 +66,13 @@ async def test_batches_schema_and_verdicts() -> None:
         "de": "lexikalische Entlehnung",
         "zh": "lexical borrowing (zh)",
     }
-    first = server.bodies[0]
+    # Batches go out concurrently: find the first batch by its terms, not by arrival.
+    def terms_of(body: dict) -> list[str]:
+        schema = body["response_format"]["json_schema"]["schema"]
+        return list(schema["properties"]["terms"]["items"]["properties"]["term"]["enum"])
+
+    first = next(b for b in server.bodies if terms_of(b) == ["lexical borrowing", "BERT"])
+    second = next(b for b in server.bodies if "LLM" in terms_of(b))
     assert first["model"] == MODEL and first["temperature"] == 0.0
     assert first["max_tokens"] < 400
     schema = first["response_format"]["json_schema"]["schema"]
@@ -77,7 +83,7 @@ async def test_batches_schema_and_verdicts() -> None:
     assert items["items"]["properties"]["translations"]["required"] == ["de", "zh"]
     prompt = first["messages"][1]["content"]
     assert "de (German), zh (Chinese)" in prompt and "what lexical borrowing is" in prompt
-    assert '"LLM" (acronym of "large language model")' in server.bodies[1]["messages"][1]["content"]
+    assert '"LLM" (acronym of "large language model")' in second["messages"][1]["content"]
 
 
 async def test_invalid_json_is_retried_with_the_error_shown() -> None:
