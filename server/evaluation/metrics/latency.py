@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,12 @@ class Resegmented:
 
 
 def split_units(text: str, char_level: bool) -> list[str]:
-    """Latency units: characters without whitespace (zh/ja) or whitespace words."""
+    """Latency units: characters without whitespace (zh/ja) or whitespace words.
+
+    Control and format characters are not text a reader sees, and the scoring tools
+    drop them; so do the units (a tiny random test model emits them).
+    """
+    text = "".join(c for c in text if not unicodedata.category(c).startswith("C") or c.isspace())
     if char_level:
         return [c for c in text if not c.isspace()]
     return text.split()
