@@ -189,8 +189,10 @@ class SpeechFrontEnd:
         elif self._frames * VAD_FRAME >= self._params.max_utterance_seconds * PIPELINE_RATE:
             self._cut_utterance(captions, words)
 
-    def _start_utterance(self, sample: int) -> None:
+    def _open_utterance(self, start_sample: int) -> None:
+        """An empty open utterance starting at ``start_sample``."""
         self._in_utterance = True
+        self._utterance_start = start_sample
         self._silence_run = 0
         self._voiced_frames = 0
         self._frames = 0
@@ -198,9 +200,11 @@ class SpeechFrontEnd:
         self._last_partial = ""
         self._hypothesis = ()
         self._agreement.reset()
+
+    def _start_utterance(self, sample: int) -> None:
         preroll = list(self._preroll)
         self._preroll.clear()
-        self._utterance_start = preroll[0][0] if preroll else sample
+        self._open_utterance(preroll[0][0] if preroll else sample)
         for _, frame in preroll:
             self._append(frame, 0.0)
 
@@ -222,15 +226,7 @@ class SpeechFrontEnd:
         rest_probs = self._probs[cut : self._frames].copy()
         rest_start = self._utterance_start + cut * VAD_FRAME
         self._end_utterance(cut, captions, words)
-        self._in_utterance = True
-        self._utterance_start = rest_start
-        self._frames = 0
-        self._voiced_frames = 0
-        self._silence_run = 0
-        self._partial_at = 0
-        self._last_partial = ""
-        self._hypothesis = ()
-        self._agreement.reset()
+        self._open_utterance(rest_start)
         for i, prob in enumerate(rest_probs):
             self._append(rest_audio[i * VAD_FRAME : (i + 1) * VAD_FRAME], float(prob))
             if prob >= self._params.vad_threshold:
