@@ -53,6 +53,10 @@ class WordRetrievalParams:
     aggregation: AggregationParams = field(default_factory=AggregationParams)
     # FAISS candidates per window and glossary, re-scored by phone alignment.
     candidates: int = 100
+    # Hits at or above this score count as reported (once per occurrence); None: the
+    # aggregation's tau. Offline negative mining retrieves below the serving tau but
+    # must see what serving would report.
+    report_tau: float | None = None
     # Final words kept for look-back (seconds of audio): at least the longest
     # utterance, whose final words may arrive all at once when it ends.
     keep_seconds: float = 20.0
@@ -186,11 +190,11 @@ class ReportedOccurrences:
         self._margin = margin
         self._spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
 
-    def fresh(self, hits: Sequence[TermHit], limit: int) -> list[TermHit]:
+    def fresh(self, hits: Sequence[TermHit], limit: int, record_from: float = 0.0) -> list[TermHit]:
         """The first ``limit`` hits not overlapping an earlier report of the same term.
 
-        Records the spans of the hits it returns (only those: a hit cut by the
-        limit may still be reported with the next chunk).
+        Records the spans of the hits it returns that score at least ``record_from``
+        (only those: a hit cut by the limit may still be reported with the next chunk).
         """
         out: list[TermHit] = []
         for hit in hits:
@@ -200,7 +204,8 @@ class ReportedOccurrences:
             margin = self._margin
             if any(s - margin < hit.end_sample and hit.start_sample < e + margin for s, e in spans):
                 continue
-            spans.append((hit.start_sample, hit.end_sample))
+            if hit.score >= record_from:
+                spans.append((hit.start_sample, hit.end_sample))
             out.append(hit)
         return out
 
@@ -300,7 +305,10 @@ class WordEvidenceRetriever:
             chunk_index, candidates, self._targets, dataclasses.replace(aggregation, k2=1 << 30)
         )
         self._reported.prune(end_sample - keep)
-        hits = self._reported.fresh(ranked.hits, aggregation.k2)
+        report_tau = self._params.report_tau
+        hits = self._reported.fresh(
+            ranked.hits, aggregation.k2, aggregation.tau if report_tau is None else report_tau
+        )
         return TermHits(chunk_index, tuple(hits), elapsed=time.perf_counter() - started)
 
     def _exact(

@@ -146,7 +146,7 @@ def retrieve_chunks(
         TextMatchers(),
         [context.snapshot.id],
         [target_lang],
-        WordRetrievalParams(aggregation, candidates=params.candidates),
+        WordRetrievalParams(aggregation, candidates=params.candidates, report_tau=params.tau),
     )
     out = []
     for index, (analysis, (start, end)) in enumerate(zip(analyses, bounds, strict=True)):

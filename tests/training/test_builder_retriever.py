@@ -69,7 +69,7 @@ def test_term_maps_hold_what_the_retriever_returned_for_the_audio(tmp_path: Path
     # The last two chunks are silence (VAD): serving never sends them, nor does the data.
     assert stats["chunks"]["silent_dropped"] == 2
     # Whisper hears the glossary's terms in flite's speech.
-    assert stats["gold_terms"]["retriever_recall"] > 0
+    assert stats["gold_terms"]["retriever_recall"] > 0, stats
     turns = [t for line in result.meta.read_text().splitlines() for t in json.loads(line)["turns"]]
     retrieved = [e for t in turns for e in t["term_map"] if e["origin"] == "retriever"]
     assert retrieved and all(isinstance(e["score"], float) for e in retrieved)
