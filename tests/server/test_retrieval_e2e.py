@@ -112,7 +112,10 @@ async def test_terms_of_real_speech_arrive_in_the_right_chunks(gateway: LiveServ
     assert len(ends) >= 6, ends
     for phrase, end in ends.items():
         chunk = int(end // chunk_seconds)
-        assert phrase in found.get(chunk, set()) | found.get(chunk + 1, set()), (
+        # Where it ends, or the chunk before (Whisper completes a word it has mostly
+        # heard; the phrase is then reported once, early) or after (heard whole only then).
+        window = found.get(chunk - 1, set()) | found.get(chunk, set()) | found.get(chunk + 1, set())
+        assert phrase in window, (
             phrase,
             end,
             found,
