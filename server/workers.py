@@ -123,8 +123,6 @@ class SpeechWorkers:
         self._params = params
         self._workers: list[_Worker] = []
         self._context = multiprocessing.get_context("spawn")
-        # Open sessions by id, for stages that steer a session's decoder (the retriever).
-        self._sessions: dict[str, SpeechSession] = {}
 
     def _new_worker(self) -> _Worker:
         executor = ProcessPoolExecutor(
@@ -156,12 +154,7 @@ class SpeechWorkers:
         worker.sessions.add(session_id)
         session = SpeechSession(self, worker, session_id, hotwords)
         await session._call(_worker_open, session_id, hotwords)
-        self._sessions[session_id] = session
         return session
-
-    def session(self, session_id: str) -> SpeechSession | None:
-        """The open speech session with this id, if any."""
-        return self._sessions.get(session_id)
 
     def _least_loaded(self) -> _Worker:
         live = [w for w in self._workers if not w.broken]
@@ -234,7 +227,6 @@ class SpeechSession:
         await self._call(_worker_open, self._session_id, self._hotwords)
 
     async def aclose(self) -> None:
-        self._pool._sessions.pop(self._session_id, None)
         self._worker.sessions.discard(self._session_id)
         if self._worker.broken:
             return
