@@ -355,7 +355,10 @@ class StreamSession:
         )
         self._resampler = Resampler(start.audio.sample_rate)
         self._slicer = Slicer(chunk_samples(start.lm))
-        hotwords = hotwords_for(self._glossaries) if self._settings.asr_hotwords else ""
+        hotwords = ""
+        if self._settings.asr_hotwords and self._glossaries:
+            # Ranks every entry: a 100k-term glossary takes a while, off the event loop.
+            hotwords = await asyncio.to_thread(hotwords_for, self._glossaries)
         self._speech = await services.speech.open(self.session_id, hotwords)
         if self._glossaries and services.retriever is not None:
             self._retriever = await services.retriever.open_session(
@@ -611,7 +614,8 @@ class StreamSession:
             if self._speech is not None and self._settings.asr_hotwords:
                 # A lost worker is noticed (and the hotwords restored) by the analyser.
                 with contextlib.suppress(SpeechWorkerLost):
-                    await self._speech.set_hotwords(hotwords_for(snapshots))
+                    hotwords = await asyncio.to_thread(hotwords_for, snapshots)
+                    await self._speech.set_hotwords(hotwords)
             self._emit(
                 GlossaryUpdated(
                     glossaries=[
