@@ -39,7 +39,7 @@ test: install-test
 
 lint: install-test
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check server retriever glossary
+	$(BIN)/ruff format --check server retriever glossary kernel evaluation training cli
 	$(BIN)/mypy
 
 schema:

@@ -4,7 +4,7 @@ Audio:
 
 * ``two_cities``: ``shared/data/speech/two_cities_16k.wav`` (44 s of real read speech) with its
   ``.txt`` reference;
-* ACL 60/60 dev talks synthesised with flite voices (``server.evaluation.synth``, the same code
+* ACL 60/60 dev talks synthesised with flite voices (``evaluation.synth``, the same code
   as ``rasst data synth``: each segment at its reference offset, cached under
   ``.cache/synth``); by default the first 60 segments of talks 2022.acl-long.268 and
   2022.acl-long.367 in voices ``slt`` (US) and ``awb`` (Scottish). Reference = the segments'
@@ -82,8 +82,8 @@ def audio_items(
         )  # fmt: skip
     if not talks or not voices:
         return items
-    from server.evaluation.dataset import load_talks
-    from server.evaluation.synth import FliteEngine, default_cache_dir, synthesise_talk
+    from evaluation.dataset import load_talks
+    from evaluation.synth import FliteEngine, default_cache_dir, synthesise_talk
 
     loaded = load_talks(DATA / "acl6060" / "dev.en-de.jsonl", talk_ids=talks, max_segments=segments)
     for voice in voices:

@@ -17,9 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from server.evaluation.harness import EvalConfig
-from server.evaluation.sweep import SweepConfig, run_sweep
-from server.evaluation.synth import default_cache_dir
+from evaluation.harness import EvalConfig
+from evaluation.sweep import SweepConfig, run_sweep
+from evaluation.synth import default_cache_dir
 
 
 def _ints(text: str) -> tuple[int, ...]:

@@ -223,7 +223,7 @@ def _run_sessions(
 
 
 async def _ttft(url: str, model: str | None, chunks: int) -> dict[str, Any]:
-    from server.frames import AudioChunk, TermHits
+    from kernel.frames import AudioChunk, TermHits
     from server.stages import SessionContext
     from server.translator import (
         DecodingParams,

@@ -49,12 +49,12 @@ from pathlib import Path
 import numpy as np
 
 from glossary.model import GlossaryEntry, GlossarySnapshot
+from kernel.frames import ChunkAnalysis, RecognizedWord
 from retriever.aggregate import AggregationParams
 from retriever.index import IndexManager, IndexParams
 from retriever.phonetic import PhoneticTermEncoder
 from retriever.pronounce import cmu_dictionary
 from retriever.word_evidence import TextMatchers, WordEvidenceRetriever, WordRetrievalParams
-from server.frames import ChunkAnalysis, RecognizedWord
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from server.frames import TranslationCommit  # noqa: E402
+from kernel.frames import TranslationCommit  # noqa: E402
 from server.translator import (  # noqa: E402
     HistoryParams,
     TranslatorParams,

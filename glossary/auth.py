@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 
 from glossary.store import DEFAULT_TENANT, GlossaryStore
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 
 def authenticate(store: GlossaryStore, api_key: str | None, *, auth_enabled: bool) -> str:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 from glossary.model import GlossarySnapshot
 from glossary.store import GlossaryChange, GlossaryStore
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 log = logging.getLogger(__name__)
 

@@ -53,10 +53,10 @@ from glossary.schemas import (
     TenantOut,
 )
 from glossary.service import UploadRequest, glossary_name, parse_entries, parse_upload
+from glossary.settings import GlossarySettings
 from glossary.store import GlossaryStore
 from glossary.validation import normalise_text, report_error, storable
-from server.errors import ErrorCode, RasstError
-from server.settings import Settings
+from kernel.errors import ErrorCode, RasstError
 
 # Multipart framing and the small form fields around the file.
 _MULTIPART_OVERHEAD = 64 * 1024
@@ -73,13 +73,13 @@ def get_store(request: Request) -> GlossaryStore:
     return store
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+def get_settings(request: Request) -> GlossarySettings:
+    settings: GlossarySettings = request.app.state.settings
     return settings
 
 
 StoreDep = Annotated[GlossaryStore, Depends(get_store)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[GlossarySettings, Depends(get_settings)]
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer API_KEY")
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="Alternative to the Bearer header."

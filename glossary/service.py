@@ -9,7 +9,7 @@ from glossary.languages import canonical_language
 from glossary.report import ImportReport
 from glossary.schemas import EntryIn, GlossaryCreate
 from glossary.validation import EntryCollector, GlossaryLimits, normalise_text, report_error
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 
 @dataclass(frozen=True, slots=True)

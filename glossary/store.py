@@ -44,9 +44,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from glossary.model import GlossaryEntry, GlossarySnapshot
+from glossary.settings import GlossarySettings
 from glossary.tables import api_keys, glossaries, glossary_entries, metadata, tenants
 from glossary.validation import GlossaryLimits
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,8 @@ class GlossaryStore:
         return cls(engine, limits)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> GlossaryStore:
-        """The store for ``server.settings.Settings``: its database URL and glossary limits."""
+    def from_settings(cls, settings: GlossarySettings) -> GlossaryStore:
+        """The store for the glossary settings: its database URL and glossary limits."""
         limits = GlossaryLimits(
             max_file_bytes=settings.glossary_max_file_bytes,
             max_entries=settings.glossary_max_entries,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from glossary.model import GlossaryEntry
 from glossary.report import ImportReport
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 MiB = 1024 * 1024
 # How many skipped rows a report lists in full; a 100k-row file of junk must not

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from glossary.model import GlossaryEntry, GlossarySnapshot
+from kernel.frames import TermHit, TermHits
 from retriever.windows import Window
-from server.frames import TermHit, TermHits
 
 
 @dataclass(frozen=True, slots=True)

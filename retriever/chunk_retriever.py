@@ -22,12 +22,12 @@ from typing import Protocol
 import numpy as np
 
 from glossary.model import GlossarySnapshot
+from kernel.frames import TermHits
 from retriever.aggregate import AggregationParams, WindowCandidates, aggregate_chunk
 from retriever.encoders import MultiVectorSpeechStream, SpanSpeechStream, SpeechStream
 from retriever.index import IndexManager
 from retriever.neural.search import search_grouped
 from retriever.windows import Window, WindowCache, WindowSchedule
-from server.frames import TermHits
 
 
 class Rescorer(Protocol):

@@ -39,13 +39,13 @@ def serve(
 
     from retriever.encoder_factory import EncoderParams
     from retriever.service import ServiceParams, create_service_app
-    from server.settings import Settings
+    from retriever.settings import RetrieverSettings
 
     if cache_dir is None and os.environ.get("RASST_DATA_DIR"):
         cache_dir = Path(os.environ["RASST_DATA_DIR"]) / "retriever-cache"
     # The encoder choice comes from the RASST_* environment (RASST_RETRIEVER_ENCODER,
     # RASST_NEURAL_*), validated here so a bad value fails before anything loads.
-    settings = Settings()
+    settings = RetrieverSettings()
     app = create_service_app(
         ServiceParams(
             cache_dir=cache_dir,

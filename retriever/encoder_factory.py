@@ -20,7 +20,7 @@ from retriever.phonetic import PhoneticTermEncoder
 
 if TYPE_CHECKING:
     from retriever.neural.config import NeuralRetrieverConfig
-    from server.settings import Settings
+    from retriever.settings import RetrieverSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class EncoderParams:
             raise ValueError("give neural_checkpoint or neural_adapters, not both")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> EncoderParams:
+    def from_settings(cls, settings: RetrieverSettings) -> EncoderParams:
         explicit = settings.model_fields_set
         with_adapters = settings.neural_adapters is not None
         # Adapters were trained on particular base models (saved next to them);

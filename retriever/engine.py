@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from glossary.model import GlossarySnapshot
+from kernel.frames import TermHits
 from retriever.aggregate import AggregationParams
 from retriever.chunk_retriever import ChunkRetriever, RetrievalParams
 from retriever.encoder_factory import RetrievalEncoders, phonetic_encoders
 from retriever.index import IndexManager, IndexParams
 from retriever.wire import GlossaryRef, MissingGlossaries, RetrieveQuery
 from retriever.word_evidence import TextMatchers, WordEvidenceRetriever, WordRetrievalParams
-from server.frames import TermHits
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from glossary.model import GlossaryEntry, GlossarySnapshot
-from server.frames import RecognizedWord, TermHit, TermHits
+from kernel.frames import RecognizedWord, TermHit, TermHits
 
 QUERY_HEADER = "X-Rasst-Query"
 

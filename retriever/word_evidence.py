@@ -37,12 +37,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from glossary.model import GlossarySnapshot
+from kernel.frames import RecognizedWord, TermHit, TermHits
 from retriever.aggregate import AggregationParams, WindowCandidates, aggregate_chunk
 from retriever.index import IndexManager, TermIndex
 from retriever.phonetic import PhoneticTermEncoder, phone_ids, rescore_terms, term_phone_ids
 from retriever.pronounce import cmu_dictionary, number_words, tokens, word_pronunciations
 from retriever.windows import Window, WindowSchedule
-from server.frames import RecognizedWord, TermHit, TermHits
 
 EXACT_SCORE = 1.0
 _MAX_TERM_WORDS = 8

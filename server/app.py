@@ -16,12 +16,12 @@ from starlette.requests import ClientDisconnect
 
 import glossary.router
 from glossary.store import GlossaryStore
+from kernel.errors import ErrorCode, RasstError, error_body, http_status
 from retriever.aggregate import AggregationParams
 from retriever.word_evidence import WordRetrievalParams
 from server import web
 from server.asr.front_end import FrontEndParams
 from server.asr.models import AsrModelParams
-from server.errors import ErrorCode, RasstError, error_body, http_status
 from server.glossary_access import StoreGlossaryAccess
 from server.http_guard import RequestGuard
 from server.metrics import GatewayMetrics

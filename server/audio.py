@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from server.errors import ErrorCode, RasstError
-from server.frames import PIPELINE_RATE, AudioChunk, AudioSlice, samples_for
+from kernel.errors import ErrorCode, RasstError
+from kernel.frames import PIPELINE_RATE, AudioChunk, AudioSlice, samples_for
 from server.protocol import SUPPORTED_ENCODINGS, SUPPORTED_SAMPLE_RATES, AudioFormat
 
 CHUNK_UNIT_SECONDS = 0.96

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from server.frames import AudioChunk, TermHit, TermHits, samples_for
+from kernel.frames import AudioChunk, TermHit, TermHits, samples_for
 
 # The longest chunk the reference models were trained on (lm = 4).
 MAX_MERGED_SECONDS = 3.84

@@ -1,4 +1,8 @@
-"""The ``rasst`` command line: serve the gateway, stream a file, manage glossaries."""
+"""The gateway's own commands: ``serve`` and ``stream``.
+
+The ``rasst`` command (``cli.main``) mounts these beside the glossary, retriever, evaluation and
+training commands; ``python -m server.cli serve`` runs the gateway with nothing else imported.
+"""
 
 from __future__ import annotations
 
@@ -14,30 +18,13 @@ from rich.console import Console
 from server.logs import configure_logging
 
 app = typer.Typer(
-    name="rasst",
-    help="Terminology-aware simultaneous speech translation: server and clients.",
+    name="rasst-gateway",
+    help="The RASST gateway: serve it, or stream a file to one.",
     no_args_is_help=True,
     add_completion=False,
 )
 console = Console(stderr=True)
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-
-
-def _mount_subcommands() -> None:
-    # Sub-apps import their heavy extras (sacrebleu, matplotlib, torch) lazily, so
-    # mounting them costs nothing for `rasst serve`.
-    from glossary.cli import glossary_app
-    from retriever.cli import retriever_app
-    from server.evaluation.cli import data_app, eval_command
-    from server.subtitles_cli import subtitles_command
-    from server.training.cli import train_app
-
-    app.add_typer(glossary_app, name="glossary", help="Upload and manage glossaries.")
-    app.add_typer(retriever_app, name="retriever", help="The term retriever service.")
-    app.add_typer(data_app, name="data", help="Evaluation data: synthesise talk audio.")
-    app.add_typer(train_app, name="train", help="Speech-LLM SFT data, LoRA, term_map ablation.")
-    app.command("eval")(eval_command)
-    app.command("subtitles")(subtitles_command)
 
 
 @app.command()
@@ -199,7 +186,6 @@ class _EventPrinter:
 
 
 def main() -> None:
-    _mount_subcommands()
     try:
         app()
     except KeyboardInterrupt:

@@ -54,7 +54,11 @@ class StreamOptions:
             "target_languages": list(self.target_languages),
             "glossary_ids": list(self.glossary_ids),
             "lm": self.lm,
-            "audio": {"encoding": "pcm_s16le", "sample_rate": self.sample_rate, "channels": self.channels},
+            "audio": {
+                "encoding": "pcm_s16le",
+                "sample_rate": self.sample_rate,
+                "channels": self.channels,
+            },
             "client": self.client,
         }
         if self.api_key:

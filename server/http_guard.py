@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import ErrorCode, error_body, http_status
+from kernel.errors import ErrorCode, error_body, http_status
 from server.ratelimit import RateLimiter, caller_identity
 
 # Audience-facing paths stay unlimited: a whole conference hall may share one

@@ -29,6 +29,8 @@ from pathlib import Path
 import httpx
 
 from glossary.model import GlossarySnapshot
+from kernel.errors import ErrorCode
+from kernel.frames import AudioChunk, ChunkAnalysis, StageWarning, TermHits
 from retriever.aggregate import AggregationParams
 from retriever.index import IndexManager, IndexParams
 from retriever.phonetic import PhoneticTermEncoder
@@ -47,8 +49,6 @@ from retriever.word_evidence import (
     WordRetrievalParams,
     warm_up,
 )
-from server.errors import ErrorCode
-from server.frames import AudioChunk, ChunkAnalysis, StageWarning, TermHits
 from server.stages import SessionContext, WarnFn
 from server.workers import exit_with_parent
 

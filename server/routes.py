@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from glossary.auth import key_from_headers
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 from server.services import GatewayServices
 from server.session import StreamSession
 

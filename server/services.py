@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from glossary.model import GlossarySnapshot
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 from server.feeds import FeedHub
 from server.metrics import GatewayMetrics
 from server.ratelimit import RateLimiter

@@ -48,19 +48,8 @@ from pydantic import BaseModel
 
 from glossary.auth import key_from_headers
 from glossary.model import GlossarySnapshot
-from server.asr.hotwords import hotwords_for
-from server.audio import (
-    PaceLimiter,
-    Resampler,
-    Slicer,
-    check_audio_format,
-    chunk_samples,
-    decode_frame,
-)
-from server.catchup import merge_chunks, merge_limit_samples, merge_terms
-from server.errors import ErrorCode, RasstError, ws_close_code
-from server.feeds import SessionFeed
-from server.frames import (
+from kernel.errors import ErrorCode, RasstError, ws_close_code
+from kernel.frames import (
     PIPELINE_RATE,
     AudioChunk,
     AudioSlice,
@@ -71,6 +60,17 @@ from server.frames import (
     TranslationCommit,
     seconds,
 )
+from server.asr.hotwords import hotwords_for
+from server.audio import (
+    PaceLimiter,
+    Resampler,
+    Slicer,
+    check_audio_format,
+    chunk_samples,
+    decode_frame,
+)
+from server.catchup import merge_chunks, merge_limit_samples, merge_terms
+from server.feeds import SessionFeed
 from server.protocol import (
     PROTOCOL_VERSION,
     Caption,

@@ -1,26 +1,28 @@
-"""Service configuration: environment variables ``RASST_*`` (or CLI flags), validated at start-up."""
+"""Service configuration: environment variables ``RASST_*`` (or CLI flags), validated at start-up.
+
+The glossary and retriever packages read their own settings (``GlossarySettings``,
+``RetrieverSettings``); ``Settings`` composes them with the gateway's fields.
+"""
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from glossary.settings import GlossarySettings
+from kernel.settings import RASST_ENV, apply_preset, http_url
+from retriever.settings import PAPER_RETRIEVER, RetrieverSettings
 
 # RASST_PRESET=paper: the release's serving behaviour (docs/paper-preset.md).
 # Applied to every field in this table that is not set explicitly (an explicit
 # RASST_* variable or argument still wins); everything else keeps the project's
 # defaults.
 PAPER_PRESET: dict[str, object] = {
-    # Retriever service: the neural dual encoder with the released checkpoint,
-    # encode-once spans, dense+sparse terms (its defaults), τ 0.78, top-10.
-    "retriever_encoder": "neural",
-    "neural_windowing": "span",
-    "neural_tau": 0.78,
-    "retrieval_top_k": 10,
+    # The retriever's part (retriever.settings.PAPER_RETRIEVER).
+    **PAPER_RETRIEVER,
     # Translator: the eval agent's seed, history of 30 / 20 audios per prompt
     # trimmed one pair per step, its en→zh prompt, the final chunk padded to
     # 0.96 s, and every chunk sent to the LLM, silent ones included.
@@ -33,27 +35,17 @@ PAPER_PRESET: dict[str, object] = {
 }
 
 
-def _default_data_dir() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "rasst"
+class Settings(GlossarySettings, RetrieverSettings):
+    """The gateway's settings: its own fields over the glossary and retriever packages' ones."""
 
-
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RASST_", env_file=None, extra="ignore")
+    model_config = RASST_ENV
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
     log_json: bool = False
 
-    # Where the embedded default keeps its SQLite database and index cache.
-    data_dir: Path = Field(default_factory=_default_data_dir)
-    # SQLAlchemy URL of the glossary store; default: SQLite in data_dir.
-    db_url: str | None = None
-
-    # Backends. Without llm_url the service runs in caption mode.
-    llm_url: str | None = None
-    llm_model: str | None = None
-    llm_api_key: str | None = None
+    # The LLM's URL, model and key are GlossarySettings' (glossary drafts use them too).
     # Faults around the LLM (docs/translator.md): connect, the longest silence between
     # two streamed tokens, and the longest one chunk's whole completion may take, so a
     # stalled or crawling LLM costs a session at most that much lag per chunk.
@@ -79,15 +71,11 @@ class Settings(BaseSettings):
     llm_min_audio_seconds: float = Field(default=0.0, ge=0.0, le=10.0)
     # Send chunks the VAD judged silent to the LLM too (the release translates every chunk).
     translate_silence: bool = False
-    # "paper": the release's serving behaviour for fields not set explicitly (PAPER_PRESET).
-    preset: Literal["default", "paper"] = "default"
     # Without retriever_url, retrieval runs in process (embedded default).
     retriever_url: str | None = None
+    retriever_connect_timeout_seconds: float = Field(default=1.0, gt=0)
+    retriever_read_timeout_seconds: float = Field(default=2.0, gt=0)
 
-    # Auth: when enabled every REST and WebSocket call needs an API key.
-    auth_enabled: bool = False
-    # Bootstrap admin key (create tenants and keys); never logged.
-    admin_key: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
     # With auth enabled, /metrics needs this key (or the admin key) as a bearer token.
     metrics_key: str | None = None
@@ -144,60 +132,10 @@ class Settings(BaseSettings):
 
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
-    # Retrieval
-    # Minimum term score τ (calibrated on ACL 60/60 dev, docs/benchmarks.md).
-    retrieval_tau: float = Field(default=0.85, ge=0.0, le=1.0)
-    # K1 = K2: terms kept per window and per chunk.
-    retrieval_top_k: int = Field(default=10, ge=1, le=100)
-    # FAISS candidates per window re-scored by phone alignment (embedded retriever).
-    retrieval_candidates: int = Field(default=100, ge=1, le=2000)
-    retriever_connect_timeout_seconds: float = Field(default=1.0, gt=0)
-    retriever_read_timeout_seconds: float = Field(default=2.0, gt=0)
-    # Which encoder the retriever *service* (``rasst retriever serve``) runs; the
-    # gateway's embedded retriever is always phonetic and ignores the neural_* fields.
-    # "neural": the paper's dual encoder (docs/neural-retriever.md), a GPU component.
-    retriever_encoder: Literal["phonetic", "neural"] = "phonetic"
-    # "maxsim": the released checkpoint's multi-scale pooling; "attention": the paper's.
-    neural_pooling: Literal["maxsim", "attention"] = "maxsim"
-    # Base weights: hub ids or local directories. With neural_adapters, the models
-    # the adapters were trained on are used unless these are set explicitly.
-    neural_audio_model: str = "Atotti/Qwen3-Omni-AudioTransformer"
-    neural_text_model: str = "BAAI/bge-m3"
-    # A released-layout .pt (local path or hf://<repo>/<file>); neither this nor
-    # neural_adapters: the released checkpoint from the hub.
-    neural_checkpoint: str | None = None
-    # A directory written by our trainer (python -m retriever.train fit --out ...).
-    neural_adapters: Path | None = None
-    # "auto": CUDA when available, else CPU; or a torch device ("cuda:1", "cpu").
-    neural_device: str = "auto"
-    # Cross-session micro-batching of window encodes (one forward pass per batch).
-    neural_batch_window_ms: float = Field(default=5.0, ge=0)
-    neural_max_batch: int = Field(default=64, ge=1)
-    # Minimum term score with the neural encoder (the release's threshold); it
-    # replaces the gateway's retrieval_tau, which is calibrated for phonetic scores.
-    neural_tau: float = Field(default=0.78, ge=-1.0, le=1.0)
-    # "span" (the release): each chunk encodes [chunk start − 1.92 s, chunk end]
-    # once and scores the MaxSim sub-windows reaching into the chunk; "windows":
-    # independent 1.92 s windows at a 0.48 s stride. Attention pooling always
-    # uses windows.
-    neural_windowing: Literal["span", "windows"] = "span"
-    # Term vectors normalize((1 − s)·CLS + s·sparse) with BGE-M3's sparse head;
-    # unset: 0.7 with the released checkpoint (its index builder), else the adapters' own.
-    neural_sparse_weight: float | None = Field(default=None, ge=0.0, le=1.0)
-
-    # Glossary limits
-    glossary_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    glossary_max_entries: int = Field(default=100_000, ge=1)
-    glossary_max_term_chars: int = Field(default=1024, ge=16)
-    glossary_max_per_tenant: int = Field(default=1000, ge=1)
-
     @model_validator(mode="after")
     def _apply_preset(self) -> Settings:
         if self.preset == "paper":
-            explicit = self.model_fields_set
-            for name, value in PAPER_PRESET.items():
-                if name not in explicit:
-                    setattr(self, name, value)
+            apply_preset(self, PAPER_PRESET)
         return self
 
     @field_validator("log_level")
@@ -208,18 +146,10 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown log level {value!r}")
         return value
 
-    @field_validator("llm_url", "retriever_url")
+    @field_validator("retriever_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
-
-    @property
-    def database_url(self) -> str:
-        if self.db_url:
-            return self.db_url
-        return f"sqlite:///{self.data_dir / 'rasst.db'}"
+        return http_url(value)
 
     @property
     def worker_count(self) -> int:

@@ -6,7 +6,7 @@ session starts. A per-session object owns that session's state and nothing
 else, and is closed in the session's ``finally``.
 
 Both stages may degrade: instead of raising, they report a
-:class:`~server.frames.StageWarning` through the ``warn`` callback they are
+:class:`~kernel.frames.StageWarning` through the ``warn`` callback they are
 given and carry on (no term_map, captions only), recovering by themselves.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from glossary.model import GlossarySnapshot
-from server.frames import (
+from kernel.frames import (
     AudioChunk,
     ChunkAnalysis,
     StageWarning,

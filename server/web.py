@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from glossary.router import TenantDep
-from server.errors import ErrorCode, RasstError, ws_close_code
+from kernel.errors import ErrorCode, RasstError, ws_close_code
 from server.feeds import SessionFeed
 from server.protocol import Error
 from server.routes import ServicesDep, WsServicesDep

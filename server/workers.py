@@ -25,10 +25,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel.frames import AudioSlice, ChunkAnalysis
 from server.asr.front_end import FrontEndParams, SliceIn, SpeechFrontEnd, default_vad_factory
 from server.asr.models import AsrModelParams, load_model
 from server.asr.recognizer import DecodeParams, WhisperRecognizer
-from server.frames import AudioSlice, ChunkAnalysis
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,9 @@ class SpeechWorkers:
 class SpeechSession:
     """A session's handle on its front end inside a worker process."""
 
-    def __init__(self, pool: SpeechWorkers, worker: _Worker, session_id: str, hotwords: str) -> None:
+    def __init__(
+        self, pool: SpeechWorkers, worker: _Worker, session_id: str, hotwords: str
+    ) -> None:
         self._pool = pool
         self._worker = worker
         self._session_id = session_id

@@ -29,7 +29,7 @@ from websockets.frames import BINARY, CONT, TEXT, CloseCode, Frame
 from websockets.protocol import CLOSING, OPEN
 from websockets.server import ServerProtocol
 
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 TRANSPORT_FAULT = "rasst.transport_fault"
 _MAX_CONTROL_PAYLOAD = 125

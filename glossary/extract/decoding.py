@@ -12,7 +12,7 @@ import re
 
 from glossary.extract.model import document_error
 from glossary.formats.text import sniff_encoding
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 # Share of C0 control bytes (other than tab, line feed, form feed, carriage return)
 # above which a file is binary, not text.

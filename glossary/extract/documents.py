@@ -28,7 +28,7 @@ from glossary.extract.pdftext import pdf_document
 from glossary.extract.plaintext import markdown_blocks, text_blocks
 from glossary.extract.slides import pptx_document
 from glossary.extract.sniff import detect_document_format
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 
 @dataclass(frozen=True, slots=True)

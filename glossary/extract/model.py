@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 MiB = 1024 * 1024
 BLOCK_SEPARATOR = "\n\n"

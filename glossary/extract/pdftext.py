@@ -42,7 +42,7 @@ from glossary.extract.model import (
     document_error,
     non_empty,
 )
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 _PYPDF_LIMITS: dict[str, Any] = {
     "maximum_declared_stream_length": 16 * MiB,

@@ -23,7 +23,7 @@ import zipfile
 import zlib
 
 from glossary.extract.model import ExtractionLimits, document_error
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 _EOCD = b"PK\x05\x06"
 _EOCD_FORMAT = "<4s4H2LH"

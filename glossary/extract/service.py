@@ -37,7 +37,7 @@ from glossary.extract.schemas import (
     TermOccurrence,
 )
 from glossary.validation import normalise_text
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 DEFAULT_MAX_TERMS = 50
 MAX_TERMS = 500

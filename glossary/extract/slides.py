@@ -30,7 +30,7 @@ from glossary.extract.model import (
     non_empty,
 )
 from glossary.extract.safezip import SafeZip
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 _PRESENTATION = "ppt/presentation.xml"
 _NS_A = "http://schemas.openxmlformats.org/drawingml/2006/main"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from glossary.extract.model import DocumentFormat, document_error
 from glossary.formats.text import sniff_encoding
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 # The PDF header may follow up to 1024 bytes of junk (ISO 32000-1, 7.5.2, note).
 _PDF_MAGIC = b"%PDF-"

@@ -23,7 +23,7 @@ from glossary.formats.tmx import export_tmx, parse_tmx
 from glossary.model import GlossarySnapshot
 from glossary.report import ImportReport
 from glossary.validation import report_error
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 __all__ = [
     "EXPORT_FORMATS",

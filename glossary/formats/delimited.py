@@ -22,7 +22,7 @@ from glossary.languages import canonical_language
 from glossary.model import GlossarySnapshot
 from glossary.report import ImportReport
 from glossary.validation import EntryCollector, report_error
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 _NOTE_NAMES = frozenset({"note", "notes", "comment", "comments", "definition", "description"})
 _PRIORITY_NAMES = frozenset({"priority", "weight"})

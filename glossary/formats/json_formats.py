@@ -24,7 +24,7 @@ from glossary.languages import canonical_language
 from glossary.model import GlossarySnapshot
 from glossary.report import ImportReport
 from glossary.validation import EntryCollector, report_error, storable
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 OWN_FORMAT_TAG = "rasst-glossary"
 

@@ -25,7 +25,7 @@ from glossary.languages import canonical_language, primary_subtag
 from glossary.model import GlossarySnapshot
 from glossary.report import ImportReport
 from glossary.validation import EntryCollector, report_error, storable
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 TBX_NS = "urn:iso:std:iso:30042:ed-2"
 

@@ -11,7 +11,7 @@ import codecs
 
 from glossary.report import ImportReport
 from glossary.validation import report_error
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),

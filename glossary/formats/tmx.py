@@ -23,7 +23,7 @@ from glossary.languages import canonical_language, primary_subtag
 from glossary.model import GlossarySnapshot
 from glossary.report import ImportReport
 from glossary.validation import EntryCollector, report_error
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 _INLINE_CODES = frozenset({"bpt", "ept", "ph", "it", "ut"})
 PRIORITY_PROP = "x-rasst-priority"

@@ -15,7 +15,7 @@ from defusedxml import DefusedXmlException
 from glossary.formats.text import sniff_encoding
 from glossary.report import ImportReport
 from glossary.validation import report_error
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _LINE = "{urn:rasst:internal}line"

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernel.frames import PIPELINE_RATE, ChunkAnalysis, RecognizedWord, SourceCaption
 from server.asr.agreement import LocalAgreement
 from server.asr.recognizer import Transcription, WhisperRecognizer
 from server.asr.vad import FRAME as VAD_FRAME
 from server.asr.vad import SileroVad, VadStream
-from server.frames import PIPELINE_RATE, ChunkAnalysis, RecognizedWord, SourceCaption
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,9 +293,8 @@ class SpeechFrontEnd:
         words = list(self._hypothesis)
         for i in range(len(words) - 1, -1, -1):
             word = words[i]
-            if (
-                word.end_sample - self._utterance_start <= window_start
-                and word.word.endswith(_CLAUSE_END)
+            if word.end_sample - self._utterance_start <= window_start and word.word.endswith(
+                _CLAUSE_END
             ):
                 return words[: i + 1]
         return []

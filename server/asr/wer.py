@@ -20,9 +20,7 @@ def word_errors(reference: list[str], hypothesis: list[str]) -> int:
     for i, ref in enumerate(reference, 1):
         current = [i] + [0] * len(hypothesis)
         for j, hyp in enumerate(hypothesis, 1):
-            current[j] = min(
-                previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)
-            )
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp))
         previous = current
     return previous[-1]
 

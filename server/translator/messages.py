@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from server.frames import PIPELINE_RATE
+from kernel.frames import PIPELINE_RATE
 from server.translator.params import AudioPartStyle, PromptStyle
 
 Message = dict[str, Any]

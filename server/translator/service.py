@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from server.errors import ErrorCode
-from server.frames import AudioChunk, StageWarning, TermHits, TranslationCommit, TranslationDelta
+from kernel.errors import ErrorCode
+from kernel.frames import AudioChunk, StageWarning, TermHits, TranslationCommit, TranslationDelta
 from server.stages import SessionContext, TranslationEvent, WarnFn
 from server.translator.breaker import CircuitBreaker
 from server.translator.client import ChatClient, LlmError, StreamEnd, build_http_client

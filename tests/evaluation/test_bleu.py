@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import sacrebleu
 
-from server.evaluation.metrics.bleu import bleu_tokenizer, corpus_quality, is_char_level
+from evaluation.metrics.bleu import bleu_tokenizer, corpus_quality, is_char_level
 
 DE_REFS = ["Das ist ein kleiner Test.", "Wir messen die Qualität der Übersetzung."]
 DE_HYPS = ["Das ist ein Test.", "Wir messen die Qualität einer Übersetzung."]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from server.evaluation.dataset import (
+from evaluation.dataset import (
     AlignedWord,
     GoldTerm,
     Segment,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.evaluation.glossaries import (
+from evaluation.glossaries import (
     cmudict_words,
     make_distractors,
     normalise_term,

@@ -7,8 +7,8 @@ import pytest
 from omnisteval.data import Instance
 from omnisteval.scoring import LAALScorer
 
-from server.evaluation.metrics import latency
-from server.evaluation.metrics.latency import (
+from evaluation.metrics import latency
+from evaluation.metrics.latency import (
     RefSegment,
     Resegmented,
     Unit,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.evaluation.dataset import TermOccurrence
-from server.evaluation.metrics.retrieval import ChunkSpan, score_retrieval
+from evaluation.dataset import TermOccurrence
+from evaluation.metrics.retrieval import ChunkSpan, score_retrieval
 
 # Four chunks of 2 s.
 CHUNKS = [ChunkSpan(i, 2.0 * i, 2.0 * (i + 1)) for i in range(4)]

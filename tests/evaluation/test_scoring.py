@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from server.evaluation.dataset import (
+from evaluation.dataset import (
     SegmentTiming,
     load_talks,
     load_words,
     resolve_dataset,
     term_occurrences,
 )
-from server.evaluation.harness import EvalConfig, _Glossaries, hypothesis_units, score
-from server.evaluation.report import plot_sweep, sweep_table, write_report
-from server.evaluation.runner import RecordedEvent, TalkRun
-from server.evaluation.synth import PlacedSegment, SynthesisedTalk
+from evaluation.harness import EvalConfig, _Glossaries, hypothesis_units, score
+from evaluation.report import plot_sweep, sweep_table, write_report
+from evaluation.runner import RecordedEvent, TalkRun
+from evaluation.synth import PlacedSegment, SynthesisedTalk
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "acl6060"
 TALK = "2022.acl-long.268"

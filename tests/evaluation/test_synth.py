@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.evaluation.dataset import GoldTerm, Segment, Talk
-from server.evaluation.synth import (
+from evaluation.dataset import GoldTerm, Segment, Talk
+from evaluation.synth import (
     RATE,
     FestivalEngine,
     FliteEngine,

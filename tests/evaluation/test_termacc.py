@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.evaluation.dataset import GoldTerm
-from server.evaluation.metrics.termacc import (
+from evaluation.dataset import GoldTerm
+from evaluation.metrics.termacc import (
     TermAccItem,
     form_aware_occurs,
     strip_tags,

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cache
 
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 _PRESENTATION = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from glossary.cli import glossary_app
-from server.errors import http_status
+from kernel.errors import http_status
 from tests.glossary.app_for_tests import create_test_app
 from tests.glossary.conftest import ADMIN_KEY, make_settings, serve
 from tests.glossary.hostile_documents import hostile_documents, simple_pdf

@@ -18,7 +18,7 @@ from glossary.extract import (
     read_document,
 )
 from glossary.extract.documents import UploadedDocument, read_documents
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 from tests.glossary.hostile_documents import (
     Hostile,
     hostile_documents,

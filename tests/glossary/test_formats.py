@@ -10,7 +10,7 @@ import pytest
 from glossary.formats import ParseOptions, detect_format, export_glossary, parse_glossary
 from glossary.model import GlossaryEntry, GlossarySnapshot
 from glossary.validation import GlossaryLimits
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 from tests.glossary.conftest import SHARED_GLOSSARIES
 
 ENTRIES = (

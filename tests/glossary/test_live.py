@@ -8,7 +8,7 @@ import pytest
 from glossary.live import GlossaryWatcher
 from glossary.model import GlossaryEntry, GlossarySnapshot
 from glossary.store import GlossaryStore
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 ENTRY = GlossaryEntry("GPU", {"de": ("Grafikprozessor",)})
 

@@ -13,7 +13,7 @@ from glossary.model import GlossaryEntry
 from glossary.store import GlossaryChange, GlossaryStore
 from glossary.tables import glossaries, glossary_entries
 from glossary.validation import GlossaryLimits
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 
 ENTRIES = [
     GlossaryEntry("BLEU score", {"de": ("BLEU-Wert",)}, "metric", 1),

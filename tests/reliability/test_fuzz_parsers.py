@@ -43,7 +43,7 @@ from glossary.validation import (
     GlossaryLimits,
     normalise_text,
 )
-from server.errors import ErrorCode, RasstError, error_body
+from kernel.errors import ErrorCode, RasstError, error_body
 from tests.glossary.conftest import SHARED_GLOSSARIES
 from tests.reliability.fuzzing import fuzz_settings
 

@@ -47,8 +47,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 
+from kernel.errors import ErrorCode, ws_close_code
 from server.client import read_wav
-from server.errors import ErrorCode, ws_close_code
 from server.protocol import SERVER_EVENT_ADAPTER, SUPPORTED_SAMPLE_RATES
 from tests.reliability.fuzzing import fuzz_settings, hostile_text
 from tests.support.live_server import TWO_CITIES, LiveServer, start_server

@@ -31,7 +31,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import CheckContext, not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from server.errors import ErrorCode
+from kernel.errors import ErrorCode
 from tests.reliability.fuzzing import fuzz_examples, fuzz_settings, hostile_text, latin1_text
 from tests.support.live_server import LiveServer, start_server
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kernel.frames import RecognizedWord, TermHits
 from retriever.engine import EngineParams, RequestBatcher, RetrievalEngine
 from retriever.wire import (
     QUERY_HEADER,
@@ -19,7 +20,6 @@ from retriever.wire import (
     RetrieveQuery,
     WordIn,
 )
-from server.frames import RecognizedWord, TermHits
 from tests.support.retriever_service import RetrieverProcess, start_retriever
 
 from .helpers import snapshot

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from kernel.frames import RecognizedWord
 from retriever.aggregate import AggregationParams
 from retriever.index import IndexManager, IndexParams
 from retriever.phonetic import PhoneticTermEncoder
@@ -15,7 +16,6 @@ from retriever.word_evidence import (
     WordEvidenceRetriever,
     WordRetrievalParams,
 )
-from server.frames import RecognizedWord
 
 from .helpers import snapshot
 

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kernel.errors import ErrorCode, RasstError
 from server.audio import (
     Chunker,
     PaceLimiter,
@@ -13,7 +14,6 @@ from server.audio import (
     chunk_samples,
     decode_frame,
 )
-from server.errors import ErrorCode, RasstError
 from server.protocol import SUPPORTED_SAMPLE_RATES, AudioFormat
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kernel.frames import AudioChunk, TermHit, TermHits
 from server.catchup import merge_chunks, merge_limit_samples, merge_terms
-from server.frames import AudioChunk, TermHit, TermHits
 
 
 def _chunk(index: int, size: int = 4) -> AudioChunk:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from server.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, RasstError
 from server.protocol import (
     SERVER_EVENT_ADAPTER,
     SessionEnd,

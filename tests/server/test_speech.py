@@ -7,13 +7,13 @@ import functools
 import numpy as np
 import pytest
 
+from kernel.frames import ChunkAnalysis
 from server.asr.front_end import FrontEndParams, SliceIn, SpeechFrontEnd, default_vad_factory
 from server.asr.models import AsrModelParams, load_model
 from server.asr.recognizer import WhisperRecognizer
 from server.asr.wer import wer
 from server.audio import Slicer, chunk_samples
 from server.client import read_wav
-from server.frames import ChunkAnalysis
 from tests.support.live_server import TWO_CITIES
 
 REFERENCE = TWO_CITIES.with_suffix(".txt").read_text()

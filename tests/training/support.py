@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.training.corpus import (
+from training.corpus import (
     CorpusChunk,
     CorpusRecord,
     CorpusSegment,

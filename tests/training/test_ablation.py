@@ -13,14 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.training.ablation import (
+from tests.support.vllm_server import VllmServer
+from training.ablation import (
     Condition,
     condition_glossaries,
     shuffled_targets,
     wrong_copy_rate,
 )
-from server.training.glossary_file import glossary_pairs, load_glossary
-from tests.support.vllm_server import VllmServer
+from training.glossary_file import glossary_pairs, load_glossary
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from server.training.audio import load_pcm
-from server.training.builder import BuildParams, build_dataset
-from server.training.corpus import read_corpus
-from server.training.patterns import Pattern, PatternMix, pattern_counts
-from server.training.sft_format import split_content
 from server.translator.messages import system_message
 from server.translator.tags import strip_tags
 from tests.training.support import write_synthetic_corpus
+from training.audio import load_pcm
+from training.builder import BuildParams, build_dataset
+from training.corpus import read_corpus
+from training.patterns import Pattern, PatternMix, pattern_counts
+from training.sft_format import split_content
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -148,7 +148,7 @@ def test_records_in_other_languages_are_skipped(tmp_path: Path) -> None:
 def test_cli_builds_data_and_refuses_a_bad_mix(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from server.training.cli import train_app
+    from training.cli import train_app
 
     corpus, glossary = write_synthetic_corpus(tmp_path / "in")
     runner = CliRunner()

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.evaluation.synth import FliteEngine, _read_wav, trim_silence
-from server.training.builder import BuildParams, build_dataset
-from server.training.corpus import CorpusRecord, CorpusSegment, CorpusTerm, write_corpus
-from server.training.patterns import PatternMix
-from server.training.retrieval import OfflineRetrievalParams
+from evaluation.synth import FliteEngine, _read_wav, trim_silence
 from tests.training.support import write_wav
+from training.builder import BuildParams, build_dataset
+from training.corpus import CorpusRecord, CorpusSegment, CorpusTerm, write_corpus
+from training.patterns import PatternMix
+from training.retrieval import OfflineRetrievalParams
 
 pytestmark = pytest.mark.skipif(shutil.which("flite") is None, reason="needs flite")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.training.chunking import ChunkingParams, plan_chunks
-from server.training.corpus import CorpusRecord, CorpusSegment
 from tests.training.support import RATE, chunk_record, segment_record, timed_words
+from training.chunking import ChunkingParams, plan_chunks
+from training.corpus import CorpusRecord, CorpusSegment
 
 TOTAL = 9 * RATE
 

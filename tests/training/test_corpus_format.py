@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from server.training.corpus import CorpusRecord, corpus_schema, read_corpus, write_corpus
-from server.training.sft_format import serving_messages, split_content, to_sft_row
 from server.translator.messages import audio_part, build_messages, build_user_turn
 from server.translator.params import AudioPartStyle
 from tests.training.support import chunk_record, segment_record
+from training.corpus import CorpusRecord, corpus_schema, read_corpus, write_corpus
+from training.sft_format import serving_messages, split_content, to_sft_row
 
 
 def test_corpus_round_trip_resolves_relative_audio(tmp_path: Path) -> None:

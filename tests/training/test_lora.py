@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from server.training.builder import BuildParams, build_dataset
-from server.training.lora_config import LoraSpec, OptimSpec, TrainParams
-from server.training.lora_export import export_adapter, export_merged
-from server.training.lora_train import ADAPTER_DIR, LoraTrainer, load_base_model, peft_quietly
-from server.training.patterns import PatternMix
-from server.training.sft_dataset import IGNORE_INDEX, ConversationEncoder, collate, read_rows
 from tests.support.tiny_qwen3_omni import build as build_tiny_model
 from tests.training.support import write_synthetic_corpus
+from training.builder import BuildParams, build_dataset
+from training.lora_config import LoraSpec, OptimSpec, TrainParams
+from training.lora_export import export_adapter, export_merged
+from training.lora_train import ADAPTER_DIR, LoraTrainer, load_base_model, peft_quietly
+from training.patterns import PatternMix
+from training.sft_dataset import IGNORE_INDEX, ConversationEncoder, collate, read_rows
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_adapter_round_trips_and_merged_export_matches(
 def test_cli_trains_resumes_and_exports(workspace: Path) -> None:
     from typer.testing import CliRunner
 
-    from server.training.cli import train_app
+    from training.cli import train_app
 
     runner = CliRunner()
     out = workspace / "cli"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.training.patterns import Pattern, PatternMix, assign_patterns, pattern_counts
+from training.patterns import Pattern, PatternMix, assign_patterns, pattern_counts
 
 
 @pytest.mark.parametrize(

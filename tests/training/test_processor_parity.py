@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from server.training.builder import BuildParams, build_dataset
 from tests.support.vllm_server import REPO, build_tiny_model, vllm_python
 from tests.training.support import write_synthetic_corpus
+from training.builder import BuildParams, build_dataset
 
 pytestmark = pytest.mark.vllm
 
@@ -23,7 +23,7 @@ SCRIPT = """
 import sys, torch
 from pathlib import Path
 from transformers import AutoProcessor
-from server.training.sft_dataset import ConversationEncoder, chat_messages, read_rows, read_wav_float
+from training.sft_dataset import ConversationEncoder, chat_messages, read_rows, read_wav_float
 model, data = sys.argv[1], Path(sys.argv[2])
 processor = AutoProcessor.from_pretrained(model)
 encoder = ConversationEncoder.from_pretrained(model, max_length=100000)

@@ -13,15 +13,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from server.frames import AudioChunk, TermHit, TermHits, TranslationCommit
-from server.training.audio import load_pcm
-from server.training.builder import BuildParams, build_dataset
-from server.training.corpus import read_corpus
-from server.training.patterns import PatternMix
-from server.training.sft_format import file_reader, serving_messages
+from kernel.frames import AudioChunk, TermHit, TermHits, TranslationCommit
 from server.translator import TranslatorParams, VllmTranslatorService
 from tests.training.support import write_synthetic_corpus
 from tests.translator.fakes import Recorder, context
+from training.audio import load_pcm
+from training.builder import BuildParams, build_dataset
+from training.corpus import read_corpus
+from training.patterns import PatternMix
+from training.sft_format import file_reader, serving_messages
 
 
 def _canonical(messages: list[dict[str, Any]]) -> bytes:

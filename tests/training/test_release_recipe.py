@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from server.training.chunking import GoldOccurrence, PlannedChunk
-from server.training.term_maps import (
+from tests.training.support import write_synthetic_corpus
+from training.chunking import GoldOccurrence, PlannedChunk
+from training.term_maps import (
     EntryKind,
     EntryOrigin,
     NoiseBand,
@@ -27,7 +28,6 @@ from server.training.term_maps import (
     compose_release_term_map,
     noise_band,
 )
-from tests.training.support import write_synthetic_corpus
 
 RECIPE = ReleaseRecipe()
 N = 6000
@@ -154,7 +154,7 @@ def test_over_budget_drops_noise_from_the_end_and_order_is_the_retrievers() -> N
 def test_cli_preset_release_builds_with_the_recipe_and_reports_it(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from server.training.cli import train_app
+    from training.cli import train_app
 
     corpus, glossary = write_synthetic_corpus(tmp_path / "in")
     args = ["slm-data", str(corpus), "--glossary", str(glossary), "--to", "de", "--no-retriever"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.training.tagging import occurrences, wrap_first, wrap_terms
 from server.translator.tags import strip_tags
+from training.tagging import occurrences, wrap_first, wrap_terms
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
-from server.frames import TermHit, TermHits
-from server.training.chunking import GoldOccurrence, PlannedChunk
-from server.training.patterns import Pattern
-from server.training.term_maps import (
+from kernel.frames import TermHit, TermHits
+from training.chunking import GoldOccurrence, PlannedChunk
+from training.patterns import Pattern
+from training.term_maps import (
     EntryKind,
     EntryOrigin,
     TermMapParams,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from server.frames import AudioChunk, TermHit, TermHits
+from kernel.frames import AudioChunk, TermHit, TermHits
 from server.stages import SessionContext
 
 

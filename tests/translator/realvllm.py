@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from server.frames import AudioChunk, TermHits
+from kernel.frames import AudioChunk, TermHits
 from server.stages import SessionContext
 from tests.support.live_server import TWO_CITIES
 

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from server.frames import StageWarning, TermHits, TranslationCommit, TranslationDelta
+from kernel.frames import StageWarning, TermHits, TranslationCommit, TranslationDelta
 from server.stages import TranslationEvent
 from server.translator import (
     AudioPartStyle,

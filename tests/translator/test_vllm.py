@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from server.frames import AudioChunk, StageWarning, TranslationCommit, TranslationDelta
+from kernel.frames import AudioChunk, StageWarning, TranslationCommit, TranslationDelta
 from server.translator import (
     FaultParams,
     HistoryParams,

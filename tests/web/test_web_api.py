@@ -123,7 +123,7 @@ async def test_viewer_and_subtitles_follow_a_live_session_and_outlast_it(
     # The CLI downloads the same file (a subprocess, off the event loop).
     cli = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "server.cli", "subtitles", session, "--format", "srt"]
+        [sys.executable, "-m", "cli.main", "subtitles", session, "--format", "srt"]
         + ["--server", gateway.http_url],
         cwd=REPO,
         capture_output=True,
@@ -134,7 +134,7 @@ async def test_viewer_and_subtitles_follow_a_live_session_and_outlast_it(
     assert cli.stdout == after_srt.text
     by_token = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "server.cli", "subtitles", token, "--viewer", "--format", "vtt"]
+        [sys.executable, "-m", "cli.main", "subtitles", token, "--viewer", "--format", "vtt"]
         + ["--lang", "en", "--server", gateway.http_url],
         cwd=REPO,
         capture_output=True,

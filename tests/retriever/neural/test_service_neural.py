@@ -20,10 +20,10 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from kernel.frames import TermHits  # noqa: E402
 from retriever.encoder_factory import EncoderParams, build_encoders  # noqa: E402
 from retriever.engine import EngineParams, RequestBatcher, RetrievalEngine  # noqa: E402
 from retriever.wire import QUERY_HEADER, GlossaryRef, GlossaryUpload, RetrieveQuery  # noqa: E402
-from server.frames import TermHits  # noqa: E402
 from tests.retriever.helpers import snapshot  # noqa: E402
 from tests.retriever.neural.support import (  # noqa: E402
     tiny_audio_config,

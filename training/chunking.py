@@ -25,12 +25,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from evaluation.dataset import match_tokens
+from evaluation.metrics.bleu import is_char_level
+from kernel.frames import PIPELINE_RATE
 from server.audio import chunk_samples
-from server.evaluation.dataset import match_tokens
-from server.evaluation.metrics.bleu import is_char_level
-from server.frames import PIPELINE_RATE
-from server.training.corpus import CorpusRecord, CorpusSegment, CorpusTerm, CorpusWord
-from server.training.tagging import occurrences
+from training.corpus import CorpusRecord, CorpusSegment, CorpusTerm, CorpusWord
+from training.tagging import occurrences
 
 # The retriever looks this far back from a chunk's end (its longest window).
 LOOKBACK_SECONDS = 1.92

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from server.evaluation.metrics.bleu import bleu_tokenizer, is_char_level
+from evaluation.metrics.bleu import bleu_tokenizer, is_char_level
 
 _TOOL_TIMEOUT = 600.0  # seconds; both tools take seconds on the full dev set
 

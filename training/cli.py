@@ -55,9 +55,9 @@ def acl6060_corpus_command(
     ] = None,
 ) -> None:
     """Turn the ACL 60/60 dev set and its synthesised talk audio into a training corpus."""
-    from server.evaluation.synth import default_cache_dir
-    from server.training.acl6060 import acl6060_corpus
-    from server.training.corpus import write_corpus
+    from evaluation.synth import default_cache_dir
+    from training.acl6060 import acl6060_corpus
+    from training.corpus import write_corpus
 
     try:
         with _progress() as progress:
@@ -138,10 +138,10 @@ def slm_data_command(
 ) -> None:
     """Build chat SFT data (standard / none / all-wrong term_maps) in the serving prompt format."""
     from server.settings import get_settings
-    from server.training.builder import BuildParams, build_dataset
-    from server.training.patterns import PatternMix
-    from server.training.retrieval import OfflineRetrievalParams
-    from server.training.term_maps import ReleaseRecipe, TermMapParams
+    from training.builder import BuildParams, build_dataset
+    from training.patterns import PatternMix
+    from training.retrieval import OfflineRetrievalParams
+    from training.term_maps import ReleaseRecipe, TermMapParams
 
     if preset not in ("default", "release"):
         raise _fail(ValueError(f"--preset must be default or release, not {preset!r}"), 2)
@@ -257,8 +257,8 @@ def lora_command(
     import dataclasses
     import logging
 
-    from server.training.lora_config import TrainParams
-    from server.training.lora_config import preset as get_preset
+    from training.lora_config import TrainParams
+    from training.lora_config import preset as get_preset
 
     if export not in ("adapter", "merged", "both", "none"):
         raise _fail(ValueError("--export is one of adapter, merged, both, none"), 2)
@@ -300,7 +300,7 @@ def lora_command(
         gradient_checkpointing=gradient_checkpointing,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from server.training.lora_train import LoraTrainer
+    from training.lora_train import LoraTrainer
 
     try:
         trainer = LoraTrainer(params)
@@ -318,8 +318,8 @@ def lora_command(
 
 
 def _export(checkpoint: Path, model: str, out: Path, kind: str, dtype: object) -> dict[str, str]:
-    from server.training.lora_export import export_adapter, export_merged
-    from server.training.lora_train import ADAPTER_DIR
+    from training.lora_export import export_adapter, export_merged
+    from training.lora_train import ADAPTER_DIR
 
     done: dict[str, str] = {}
     adapter = checkpoint / ADAPTER_DIR
@@ -344,7 +344,7 @@ def export_command(
     """Export the newest checkpoint of a run: adapter (vLLM --lora-modules) or merged model."""
     import torch
 
-    from server.training.lora_train import latest_checkpoint, resolve_dtype
+    from training.lora_train import latest_checkpoint, resolve_dtype
 
     checkpoint = latest_checkpoint(run) or run
     if not (checkpoint / "adapter").is_dir():
@@ -407,9 +407,9 @@ def ablation_command(
     ] = 30.0,
 ) -> None:
     """Evaluate a served model with no terms, correct terms and random (wrong) terms."""
-    from server.evaluation.harness import EvalConfig
-    from server.evaluation.synth import default_cache_dir
-    from server.training.ablation import AblationConfig, ablation_table, run_ablation
+    from evaluation.harness import EvalConfig
+    from evaluation.synth import default_cache_dir
+    from training.ablation import AblationConfig, ablation_table, run_ablation
 
     if (llm_url or llm_model) and server:
         raise _fail(

@@ -15,9 +15,8 @@ from typing import Any
 import httpx
 from rich.progress import Progress
 
-from server.client import StreamOptions
-from server.evaluation import glossaries as gl
-from server.evaluation.dataset import (
+from evaluation import glossaries as gl
+from evaluation.dataset import (
     Segment,
     Talk,
     default_words_file,
@@ -26,10 +25,10 @@ from server.evaluation.dataset import (
     resolve_dataset,
     term_occurrences,
 )
-from server.evaluation.embedded import EmbeddedGateway, EmbeddedOptions
-from server.evaluation.metrics.bleu import corpus_quality, is_char_level
-from server.evaluation.metrics.cost import cost_summary
-from server.evaluation.metrics.latency import (
+from evaluation.embedded import EmbeddedGateway, EmbeddedOptions
+from evaluation.metrics.bleu import corpus_quality, is_char_level
+from evaluation.metrics.cost import cost_summary
+from evaluation.metrics.latency import (
     RefSegment,
     Resegmented,
     Unit,
@@ -39,10 +38,11 @@ from server.evaluation.metrics.latency import (
     split_units,
     stream_laal,
 )
-from server.evaluation.metrics.retrieval import ChunkSpan, RetrievalScores, score_retrieval
-from server.evaluation.metrics.termacc import TermAccItem, strip_tags, term_accuracy
-from server.evaluation.runner import RunOptions, TalkRun, stream_talk, warm_up
-from server.evaluation.synth import SynthesisedTalk, SynthOptions, parse_voice, synthesise_talk
+from evaluation.metrics.retrieval import ChunkSpan, RetrievalScores, score_retrieval
+from evaluation.metrics.termacc import TermAccItem, strip_tags, term_accuracy
+from evaluation.runner import RunOptions, TalkRun, stream_talk, warm_up
+from evaluation.synth import SynthesisedTalk, SynthOptions, parse_voice, synthesise_talk
+from server.client import StreamOptions
 
 REPORT_VERSION = 1
 
@@ -88,7 +88,7 @@ class _Glossaries:
 
 def run_eval(config: EvalConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Run one evaluation and write ``report.json``, ``summary.md`` and plots to ``config.out``."""
-    from server.evaluation.report import write_report
+    from evaluation.report import write_report
 
     config.out.mkdir(parents=True, exist_ok=True)
     jsonl = resolve_dataset(config.dataset, config.lang)

@@ -5,7 +5,7 @@ The evaluation harness already turns the dev set into long-form talk audio
 cached). This adaptor reuses that audio and its ``timing.json``: a corpus record per talk,
 a segment per dev segment at its synthesised span, with its English, its reference
 translation, the forced-alignment word times of the original recording mapped linearly
-onto the synthesised span (as :func:`server.evaluation.dataset.term_occurrences` maps the
+onto the synthesised span (as :func:`evaluation.dataset.term_occurrences` maps the
 gold terms), and the gold terms where they are spoken.
 
 The dev set is the evaluation set: data built from it is for trying the recipe and for
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from server.evaluation.dataset import (
+from evaluation.dataset import (
     AlignedWord,
     Segment,
     SegmentTiming,
@@ -28,8 +28,8 @@ from server.evaluation.dataset import (
     resolve_dataset,
     term_occurrences,
 )
-from server.evaluation.synth import PlacedSegment, SynthOptions, parse_voice, synthesise_talk
-from server.training.corpus import CorpusRecord, CorpusSegment, CorpusTerm, CorpusWord
+from evaluation.synth import PlacedSegment, SynthOptions, parse_voice, synthesise_talk
+from training.corpus import CorpusRecord, CorpusSegment, CorpusTerm, CorpusWord
 
 WORD_MARGIN = 0.3  # seconds: a word belongs to a segment if its midpoint is this close
 

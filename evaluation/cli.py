@@ -66,9 +66,9 @@ def synth(
     cache_dir: CacheOpt = None,
 ) -> None:
     """Synthesise each talk's segments at their reference offsets; print WAV and timing paths."""
-    from server.evaluation.dataset import load_talks, resolve_dataset
-    from server.evaluation.harness import synthesise
-    from server.evaluation.synth import default_cache_dir
+    from evaluation.dataset import load_talks, resolve_dataset
+    from evaluation.harness import synthesise
+    from evaluation.synth import default_cache_dir
 
     try:
         talks = load_talks(
@@ -125,8 +125,8 @@ def eval_command(
     plots: Annotated[bool, typer.Option(help="Write matplotlib plots.")] = True,
 ) -> None:
     """Stream a dataset's talks through the gateway and score retrieval, translation, cost."""
-    from server.evaluation.harness import EvalConfig, run_eval
-    from server.evaluation.synth import default_cache_dir
+    from evaluation.harness import EvalConfig, run_eval
+    from evaluation.synth import default_cache_dir
 
     if (llm_url or llm_model) and server:
         console.print(

@@ -3,17 +3,17 @@
 Three passes:
 
 1. **plan** every recording: cut it into serving chunks for each lm
-   (:mod:`server.training.chunking`) and, unless ``--no-retriever``, replay the embedded
-   retriever over its audio (:mod:`server.training.retrieval`; decoding runs in ``jobs``
+   (:mod:`training.chunking`) and, unless ``--no-retriever``, replay the embedded
+   retriever over its audio (:mod:`training.retrieval`; decoding runs in ``jobs``
    worker processes). Silent chunks are dropped, as serving never sends them to the model;
    without the retriever a chunk is silent when no source word falls in it;
 2. **assign** a pattern to every remaining chunk: exact counts for the mix, seeded
-   (:mod:`server.training.patterns`);
-3. **write**: each chunk's term_map (:mod:`server.training.term_maps`), its answer with
+   (:mod:`training.patterns`);
+3. **write**: each chunk's term_map (:mod:`training.term_maps`), its answer with
    gold translations tagged, conversations of consecutive chunks shaped exactly like the
    translator's requests (:func:`server.translator.messages.build_messages` with
    :func:`~server.translator.messages.build_user_turn`), turned into SFT rows
-   (:mod:`server.training.sft_format`) with one WAV per chunk under ``audio/``.
+   (:mod:`training.sft_format`) with one WAV per chunk under ``audio/``.
 
 A conversation is what serving's history holds: up to ``HistoryParams().limit(lm)``
 answered chunks plus the new one (31 chunks for lm 1–2, 21 for lm 3–4), cut from a
@@ -38,35 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.metrics.bleu import is_char_level
+from kernel.frames import PIPELINE_RATE, ChunkAnalysis
 from server.audio import chunk_samples
-from server.evaluation.metrics.bleu import is_char_level
-from server.frames import PIPELINE_RATE, ChunkAnalysis
-from server.training.audio import load_pcm
-from server.training.chunking import ChunkingParams, GoldOccurrence, PlannedChunk, plan_chunks
-from server.training.corpus import CorpusRecord, read_corpus
-from server.training.glossary_file import glossary_pairs, load_glossary, unique_pairs
-from server.training.patterns import Pattern, PatternMix, assign_patterns
-from server.training.retrieval import (
-    ChunkRetrieval,
-    GlossaryContext,
-    OfflineRetrievalParams,
-    analyse_recording,
-    group_pieces,
-    retrieve_chunks,
-)
-from server.training.sft_format import to_sft_row
-from server.training.stats import BuildStats
-from server.training.tagging import count_tags, wrap_terms
-from server.training.term_maps import (
-    EntryKind,
-    ReleaseRecipe,
-    TermMapEntry,
-    TermMapParams,
-    classify_hits,
-    compose_release_term_map,
-    compose_term_map,
-    term_key,
-)
 from server.translator.messages import (
     Message,
     assistant_turn,
@@ -76,6 +50,32 @@ from server.translator.messages import (
     build_user_turn,
 )
 from server.translator.params import AudioPartStyle, HistoryParams
+from training.audio import load_pcm
+from training.chunking import ChunkingParams, GoldOccurrence, PlannedChunk, plan_chunks
+from training.corpus import CorpusRecord, read_corpus
+from training.glossary_file import glossary_pairs, load_glossary, unique_pairs
+from training.patterns import Pattern, PatternMix, assign_patterns
+from training.retrieval import (
+    ChunkRetrieval,
+    GlossaryContext,
+    OfflineRetrievalParams,
+    analyse_recording,
+    group_pieces,
+    retrieve_chunks,
+)
+from training.sft_format import to_sft_row
+from training.stats import BuildStats
+from training.tagging import count_tags, wrap_terms
+from training.term_maps import (
+    EntryKind,
+    ReleaseRecipe,
+    TermMapEntry,
+    TermMapParams,
+    classify_hits,
+    compose_release_term_map,
+    compose_term_map,
+    term_key,
+)
 
 PIECE_SAMPLES = chunk_samples(1)
 

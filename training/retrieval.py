@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from glossary.model import GlossarySnapshot
+from kernel.frames import ChunkAnalysis, TermHits
 from retriever.aggregate import AggregationParams
 from retriever.index import IndexManager, IndexParams
 from retriever.phonetic import PhoneticTermEncoder
@@ -31,7 +32,6 @@ from retriever.word_evidence import TextMatchers, WordEvidenceRetriever, WordRet
 from server.asr.front_end import FrontEndParams, SliceIn, SpeechFrontEnd, default_vad_factory
 from server.asr.models import AsrModelParams, load_model
 from server.asr.recognizer import WhisperRecognizer
-from server.frames import ChunkAnalysis, TermHits
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.training.patterns import Pattern, PatternMix, pattern_counts
-from server.training.term_maps import EntryKind, EntryOrigin, RecipeDraw, TermMapEntry
+from training.patterns import Pattern, PatternMix, pattern_counts
+from training.term_maps import EntryKind, EntryOrigin, RecipeDraw, TermMapEntry
 
 
 def _mean(total: float, n: int) -> float | None:

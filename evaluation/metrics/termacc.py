@@ -22,8 +22,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from server.evaluation.dataset import GoldTerm
-from server.evaluation.glossaries import normalise_term
+from evaluation.dataset import GoldTerm
+from evaluation.glossaries import normalise_term
 
 _TAGS = re.compile(r"</?\s*(?:t|term)\s*>", re.IGNORECASE)
 _GERMAN_ENDINGS = ("ern", "en", "em", "er", "es", "e", "n", "s")

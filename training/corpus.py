@@ -6,7 +6,7 @@ language and either
 * ``segments``: sentence-like spans with their source text, reference translation, optional
   word timestamps and gold terms. The builder cuts the audio into serving chunks
   (0.96 s × lm) and derives each chunk's share of the translation
-  (:mod:`server.training.chunking`); or
+  (:mod:`training.chunking`); or
 * ``chunks``: explicit chunk boundaries, each with the translation increment to emit for
   it (for users who aligned their own data). Chunks are used as given.
 

@@ -1,6 +1,6 @@
 """SFT rows → model inputs, with the loss on the assistant tokens only.
 
-A row (:mod:`server.training.sft_format`) is rendered with the model's own chat template,
+A row (:mod:`training.sft_format`) is rendered with the model's own chat template,
 the way vLLM renders the translator's requests (audio parts become the template's audio
 placeholder, ``<|audio_start|><|audio_pad|><|audio_end|>`` for Qwen3-Omni). The assistant
 spans are found by rendering the conversation turn by turn: the text a turn adds after
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from server.training.sft_format import split_content
+from training.sft_format import split_content
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from server.evaluation.runner import TalkRun
+from evaluation.runner import TalkRun
 
 
 def clean(value: Any) -> Any:

@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 from rich.progress import Progress
 
-from server.evaluation import glossaries as gl
-from server.evaluation.dataset import load_talks, resolve_dataset
-from server.evaluation.embedded import EmbeddedGateway, EmbeddedOptions
-from server.evaluation.harness import EvalConfig, run_eval
-from server.evaluation.report import plot_sweep, sweep_table
+from evaluation import glossaries as gl
+from evaluation.dataset import load_talks, resolve_dataset
+from evaluation.embedded import EmbeddedGateway, EmbeddedOptions
+from evaluation.harness import EvalConfig, run_eval
+from evaluation.report import plot_sweep, sweep_table
 
 
 @dataclass(frozen=True)

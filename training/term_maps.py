@@ -29,10 +29,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from server.evaluation.dataset import match_tokens
-from server.frames import TermHits
-from server.training.chunking import GoldOccurrence, PlannedChunk
-from server.training.patterns import Pattern
+from evaluation.dataset import match_tokens
+from kernel.frames import TermHits
+from training.chunking import GoldOccurrence, PlannedChunk
+from training.patterns import Pattern
 
 
 class EntryKind(StrEnum):

@@ -2,9 +2,9 @@
 
 The full ``Qwen3OmniMoeForConditionalGeneration`` is loaded without its talker (vLLM
 serves the thinker only), LoRA goes on the thinker's language model
-(:mod:`server.training.lora_config`), and the audio and vision encoders stay frozen. The
+(:mod:`training.lora_config`), and the audio and vision encoders stay frozen. The
 loss is the mean cross-entropy over the assistant tokens of a global batch
-(:mod:`server.training.sft_dataset`), plus the MoE router's load-balancing loss.
+(:mod:`training.sft_dataset`), plus the MoE router's load-balancing loss.
 
 Checkpoints (every ``save_every`` steps and at the end) live in
 ``OUT/checkpoints/step-NNNNNNN/``: the adapter (peft), and ``trainer_state.pt`` with the
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from server.training.lora_config import FROZEN_TOWERS, LoraSpec, OptimSpec, TrainParams
-from server.training.sft_dataset import (
+from training.lora_config import FROZEN_TOWERS, LoraSpec, OptimSpec, TrainParams
+from training.sft_dataset import (
     IGNORE_INDEX,
     ConversationEncoder,
     EncodedExample,

@@ -1,6 +1,6 @@
 """``rasst train ablation``: does a served model follow a term_map, and resist a wrong one?
 
-Three runs of the evaluation harness (:mod:`server.evaluation.harness`) through one
+Three runs of the evaluation harness (:mod:`evaluation.harness`) through one
 gateway, differing only in the glossary (the conditions of the WMT 2023 terminology task):
 
 * ``no_terms``: no glossary, so every term_map is empty — the model's own terminology;
@@ -11,7 +11,7 @@ gateway, differing only in the glossary (the conditions of the WMT 2023 terminol
 
 Every metric comes from the harness's report, except that TERM_ACC is recomputed for all
 three runs over the same gold terms (those in the gold glossary) with the harness's
-:func:`~server.evaluation.metrics.termacc.term_accuracy` — the harness scores a run
+:func:`~evaluation.metrics.termacc.term_accuracy` — the harness scores a run
 without a glossary over every gold term, which would not compare. ``WRONG_COPY`` is the
 share of checks (a gold-glossary term spoken in a sentence) where the hypothesis contains
 the shuffled translation the random glossary offered for it.
@@ -31,12 +31,12 @@ from typing import Any
 import httpx
 from rich.progress import Progress
 
-from server.evaluation import glossaries as gl
-from server.evaluation.dataset import GoldTerm, load_talks, resolve_dataset
-from server.evaluation.embedded import EmbeddedGateway, EmbeddedOptions
-from server.evaluation.harness import EvalConfig, run_eval
-from server.evaluation.metrics.termacc import TermAccItem, english_occurs, strip_tags, term_accuracy
-from server.training.glossary_file import (
+from evaluation import glossaries as gl
+from evaluation.dataset import GoldTerm, load_talks, resolve_dataset
+from evaluation.embedded import EmbeddedGateway, EmbeddedOptions
+from evaluation.harness import EvalConfig, run_eval
+from evaluation.metrics.termacc import TermAccItem, english_occurs, strip_tags, term_accuracy
+from training.glossary_file import (
     glossary_pairs,
     load_glossary,
     unique_pairs,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kernel.frames import PIPELINE_RATE
 from server.client import read_wav
-from server.frames import PIPELINE_RATE
 
 
 def load_pcm(path: Path) -> np.ndarray:

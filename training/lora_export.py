@@ -77,7 +77,7 @@ def export_merged(
     """Fold ``adapter`` into ``base_model`` and save a checkpoint vLLM serves as it is."""
     from peft import PeftModel
 
-    from server.training.lora_train import load_base_model, peft_quietly
+    from training.lora_train import load_base_model, peft_quietly
 
     model = load_base_model(base_model, dtype)
     with peft_quietly():

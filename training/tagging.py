@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from server.evaluation.metrics.bleu import is_char_level
+from evaluation.metrics.bleu import is_char_level
 
 OPEN = "<t>"
 CLOSE = "</t>"

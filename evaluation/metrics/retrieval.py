@@ -25,8 +25,8 @@ import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from server.evaluation.dataset import TermOccurrence
-from server.evaluation.glossaries import normalise_term
+from evaluation.dataset import TermOccurrence
+from evaluation.glossaries import normalise_term
 
 
 @dataclass(frozen=True)

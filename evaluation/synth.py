@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from server.evaluation.dataset import SegmentTiming, Talk
+from evaluation.dataset import SegmentTiming, Talk
 
 RATE = 16000
 # Bump when placement or engine invocation changes so stale cache entries are not reused.

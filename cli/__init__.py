@@ -1,0 +1,1 @@
+"""The ``rasst`` command: one entry point over every package's commands."""
