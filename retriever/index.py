@@ -48,6 +48,9 @@ _FORMAT_VERSION = 1
 class IndexParams:
     # Exact search up to this many vectors; HNSW above (CPU only).
     exact_max_vectors: int = 20_000
+    # The phonetic encoder's terms above this many: the phone-trigram inverted index
+    # (retriever.gram_index) instead of HNSW, which took ~100 s at 100k terms.
+    gram_min_terms: int = 15_000
     # HNSW graph degree and beam widths. M = 32 with efSearch = 128 keeps recall@10
     # within a point of exact search on clustered data (tests/retriever/test_index.py
     # measures it); efConstruction = 80 trades build time for graph quality.
@@ -266,6 +269,7 @@ class TermIndex:
             return None
         if (
             meta.get("format") != _FORMAT_VERSION
+            or meta.get("kind") == "phone-trigram"  # retriever.gram_index reads those
             or meta.get("encoder_id") != encoder_id
             or meta.get("terms_digest") != terms_digest(snapshot)
         ):
@@ -300,6 +304,27 @@ def cache_dir_for(root: Path, glossary_id: str, version: int, encoder_id: str) -
 BuildListener = Callable[[TermIndex], None]
 
 
+@dataclass(frozen=True, slots=True)
+class IndexState:
+    """Where one glossary's index stands: what sessions and ``/readyz`` report.
+
+    ``searchable_version`` is the version searched now (None: nothing yet), which may
+    be older than ``version`` (the newest asked for) while that one builds.
+    """
+
+    glossary_id: str
+    version: int
+    state: str  # "building" | "ready" | "failed"
+    progress: float  # of the newest version's build, 0…1
+    searchable_version: int | None
+    n_terms: int
+    kind: str | None
+
+    @property
+    def searchable(self) -> bool:
+        return self.searchable_version is not None
+
+
 class IndexManager:
     """Current term index per glossary, rebuilt in the background and swapped atomically.
 
@@ -323,6 +348,10 @@ class IndexManager:
         self._pending: dict[tuple[str, int], Future[TermIndex]] = {}
         self._lock = threading.Lock()  # guards _pending and the compare-and-swap
         self._listeners: list[BuildListener] = []
+        # Newest version asked for per glossary, its build progress, and failures.
+        self._wanted: dict[str, GlossarySnapshot] = {}
+        self._progress: dict[tuple[str, int], float] = {}
+        self._failed: set[tuple[str, int]] = set()
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="index")
 
     @property
@@ -348,12 +377,46 @@ class IndexManager:
             pending = self._pending.get(key)
             if pending is not None:
                 return pending
+            wanted = self._wanted.get(snapshot.id)
+            if wanted is None or wanted.version <= snapshot.version:
+                self._wanted[snapshot.id] = snapshot
+            self._progress[key] = 0.0
+            self._failed.discard(key)
             future = self._executor.submit(self._build_and_swap, snapshot)
             self._pending[key] = future
             return future
 
     def current(self, glossary_id: str) -> TermIndex | None:
         return self._current.get(glossary_id)
+
+    def state(self, glossary_id: str) -> IndexState | None:
+        """None for a glossary never given to this manager."""
+        with self._lock:
+            wanted = self._wanted.get(glossary_id)
+            current = self._current.get(glossary_id)
+            if wanted is None:
+                return None
+            key = wanted.key
+            if current is not None and current.snapshot.version >= wanted.version:
+                state, progress = "ready", 1.0
+            elif key in self._failed:
+                state, progress = "failed", self._progress.get(key, 0.0)
+            else:
+                state, progress = "building", self._progress.get(key, 0.0)
+            return IndexState(
+                glossary_id,
+                wanted.version,
+                state,
+                round(progress, 3),
+                current.snapshot.version if current is not None else None,
+                len(wanted.entries),
+                current.kind if current is not None else None,
+            )
+
+    def states(self) -> list[IndexState]:
+        with self._lock:
+            ids = list(self._wanted)
+        return [s for s in (self.state(g) for g in ids) if s is not None]
 
     def indexes(self, glossary_ids: Iterable[str]) -> list[TermIndex]:
         """The current indexes of these glossaries (those built so far)."""
@@ -369,6 +432,7 @@ class IndexManager:
     def drop(self, glossary_id: str) -> None:
         with self._lock:
             self._current.pop(glossary_id, None)
+            self._wanted.pop(glossary_id, None)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -389,20 +453,49 @@ class IndexManager:
                 for listener in self._listeners:
                     listener(index)
             return index
+        except BaseException:
+            with self._lock:
+                self._failed.add(snapshot.key)
+            log.exception("index build failed for %s v%d", snapshot.id, snapshot.version)
+            raise
         finally:
             with self._lock:
                 self._pending.pop(snapshot.key, None)
+                if snapshot.key not in self._failed:
+                    self._progress.pop(snapshot.key, None)
 
     def _load_or_build(self, snapshot: GlossarySnapshot) -> TermIndex:
+        from retriever.gram_index import PhoneGramIndex, build_gram_index
+        from retriever.phonetic import PhoneticTermEncoder
+
         encoder_id = self._encoder.encoder_id
+        grams = (
+            isinstance(self._encoder, PhoneticTermEncoder)
+            and len(snapshot.entries) >= self._params.gram_min_terms
+        )
         directory = None
         if self._cache_root is not None:
             directory = cache_dir_for(self._cache_root, snapshot.id, snapshot.version, encoder_id)
-            loaded = TermIndex.load(directory, snapshot, encoder_id, self._params)
+            loaded: TermIndex | None = (
+                PhoneGramIndex.load_grams(directory, snapshot, encoder_id)
+                if grams
+                else TermIndex.load(directory, snapshot, encoder_id, self._params)
+            )
             if loaded is not None:
                 return loaded
-        vectors = self._encoder.encode_terms([entry.source for entry in snapshot.entries])
-        index = TermIndex.build(snapshot, encoder_id, vectors, self._params)
+
+        def progress(fraction: float) -> None:
+            self._progress[snapshot.key] = fraction
+
+        index: TermIndex
+        if grams:
+            # Unchanged terms of the version searched now are not pronounced again.
+            index = build_gram_index(
+                snapshot, encoder_id, self._current.get(snapshot.id), progress=progress
+            )
+        else:
+            vectors = self._encoder.encode_terms([entry.source for entry in snapshot.entries])
+            index = TermIndex.build(snapshot, encoder_id, vectors, self._params)
         if directory is not None:
             try:
                 index.save(directory)

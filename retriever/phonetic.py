@@ -15,12 +15,13 @@ from phone similarity classes.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from retriever.encoders import TermVectors, l2_normalise
+from retriever.ngram_batch import ngram_matrix
 from retriever.pronounce import pronunciations
 
 PHONES: tuple[str, ...] = (
@@ -75,6 +76,25 @@ def _substitution_matrix() -> np.ndarray:
 SUBSTITUTION = _substitution_matrix()  # 39 × 39 floats: trivial to build at import
 
 
+def _variant_ids(phones: Sequence[str]) -> np.ndarray:
+    # pronunciations() already strips stress marks.
+    return np.fromiter((PHONE_ID[p] for p in phones if p in PHONE_ID), dtype=np.int64)
+
+
+def term_sequences(terms: Sequence[str], first: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Phone ids of every pronunciation variant of ``terms``, and each variant's term.
+
+    A term without any pronunciation gets one empty variant (every term has a row).
+    """
+    sequences: list[np.ndarray] = []
+    owners: list[int] = []
+    for i, term in enumerate(terms, first):
+        for phones in pronunciations(term) or ((),):
+            sequences.append(_variant_ids(phones))
+            owners.append(i)
+    return sequences, np.asarray(owners, dtype=np.int64)
+
+
 def phone_ids(phones: Sequence[str]) -> np.ndarray:
     """Ids of the known phones (silence, noise and stress marks dropped)."""
     ids = [PHONE_ID[p.rstrip("012")] for p in phones if p.rstrip("012") in PHONE_ID]
@@ -126,22 +146,34 @@ class PhoneticTermEncoder:
         return self.params.dim
 
     def encode_terms(self, terms: Sequence[str]) -> TermVectors:
-        rows: list[np.ndarray] = []
-        owners: list[int] = []
-        for i, term in enumerate(terms):
-            variants = pronunciations(term) or ((),)
-            for phones in variants:
-                rows.append(ngram_vector(phones, self.params))
-                owners.append(i)
-        if not rows:
+        parts = list(self.encode_terms_batches(terms))
+        if not parts:
             return TermVectors(np.zeros((0, self.dim), np.float32), np.zeros(0, np.int64))
-        return TermVectors(l2_normalise(np.stack(rows)), np.asarray(owners, dtype=np.int64))
+        return TermVectors(
+            np.concatenate([p.vectors for p in parts]), np.concatenate([p.owners for p in parts])
+        )
+
+    def encode_terms_batches(
+        self, terms: Sequence[str], batch: int = 2048
+    ) -> Iterator[TermVectors]:
+        """The vectors of ``terms`` in slices of ``batch`` terms (owners count from 0 overall).
+
+        A million terms are ~2.5 GB of float32 vectors at once; in slices an index
+        build adds each and drops it (IVF-PQ keeps 64 bytes a vector).
+        """
+        p = self.params
+        for start in range(0, len(terms), batch):
+            sequences, owners = term_sequences(terms[start : start + batch], start)
+            matrix = ngram_matrix(sequences, p.dim, p.weights, p.class_weights)
+            yield TermVectors(l2_normalise(matrix), owners)
 
     def encode_phone_sequences(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
         """Query vectors for decoded phone sequences (one per window)."""
         if not sequences:
             return np.zeros((0, self.dim), np.float32)
-        return l2_normalise(np.stack([ngram_vector(s, self.params) for s in sequences]))
+        p = self.params
+        matrix = ngram_matrix([phone_ids(s) for s in sequences], p.dim, p.weights, p.class_weights)
+        return l2_normalise(matrix)
 
 
 def term_phone_ids(term: str) -> list[np.ndarray]:

@@ -370,6 +370,17 @@ def _is_acronym(token: str) -> bool:
 
 def word_pronunciations(token: str) -> list[Phones]:
     """Pronunciation variants of one token (a word, acronym or number), best first."""
+    return list(_word_pronunciations(token))
+
+
+# A million-term glossary has ~100k distinct words: per word, not per term, is where the
+# work is (pronouncing every term afresh was ~40 µs a term, most of a 1M-term build).
+@functools.lru_cache(maxsize=500_000)
+def _word_pronunciations(token: str) -> tuple[Phones, ...]:
+    return tuple(_pronounce_word(token))
+
+
+def _pronounce_word(token: str) -> list[Phones]:
     if token.isdigit():
         return [
             tuple(
@@ -440,7 +451,7 @@ def pronunciations(term: str) -> tuple[Phones, ...]:
     toks = tokens(term)
     if not toks:
         return ()
-    per_token = [word_pronunciations(t) for t in toks]
+    per_token = [_word_pronunciations(t) for t in toks]
     variants = [
         tuple(itertools.chain.from_iterable(combo))
         for combo in itertools.islice(itertools.product(*per_token), _MAX_VARIANTS)

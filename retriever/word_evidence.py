@@ -39,6 +39,7 @@ import numpy as np
 from glossary.model import GlossarySnapshot
 from kernel.frames import RecognizedWord, TermHit, TermHits
 from retriever.aggregate import AggregationParams, WindowCandidates, aggregate_chunk
+from retriever.gram_index import PhoneGramIndex
 from retriever.index import IndexManager, TermIndex
 from retriever.phonetic import PhoneticTermEncoder, phone_ids, rescore_terms, term_phone_ids
 from retriever.pronounce import cmu_dictionary, number_words, tokens, word_pronunciations
@@ -342,18 +343,29 @@ class WordEvidenceRetriever:
         live = [i for i, seq in enumerate(sequences) if seq]
         if not live:
             return []
-        queries = self._terms.encode_phone_sequences([sequences[i] for i in live])
+        queries: np.ndarray | None = None
+        query_ids = [phone_ids(sequences[i]) for i in live]
         k = max(k1, self._params.candidates)
         out: list[WindowCandidates] = []
         for index in indexes:  # each a stable reference for the whole call
-            found = index.search(queries, k)
+            if isinstance(index, PhoneGramIndex):
+                found = index.search_phones(query_ids, k)
+            else:
+                if queries is None:
+                    queries = self._terms.encode_phone_sequences([sequences[i] for i in live])
+                found = index.search(queries, k)
             for row, pos in enumerate(live):
                 ids = found.term_ids[row]
                 ids = ids[ids >= 0]
                 if not len(ids):
                     continue
-                query = phone_ids(sequences[pos])
-                variants = [_variants(index.snapshot.entries[int(t)].source) for t in ids]
+                query = query_ids[row]
+                variants = [
+                    index.variants(int(t))
+                    if isinstance(index, PhoneGramIndex)
+                    else _variants(index.snapshot.entries[int(t)].source)
+                    for t in ids
+                ]
                 scores = rescore_terms(query, variants)
                 order = np.argsort(-scores, kind="stable")[:k1]
                 out.append(
