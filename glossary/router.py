@@ -33,6 +33,7 @@ from glossary.extract import (
     draft_glossary,
 )
 from glossary.formats import IMPORT_FORMATS, export_glossary
+from glossary.index_status import IndexStatusFn
 from glossary.languages import canonical_language
 from glossary.model import GlossaryEntry
 from glossary.report import ImportReport
@@ -47,6 +48,7 @@ from glossary.schemas import (
     GlossaryPatch,
     GlossaryPatched,
     GlossarySummary,
+    GlossarySummaryIndexed,
     GlossaryWritten,
     TenantCreate,
     TenantCreated,
@@ -66,6 +68,12 @@ MAX_OFFSET = 2**31 - 1
 # at most this many at once per gateway process; further requests wait.
 _EXTRACT_CONCURRENCY = 2
 _MAX_DRAFT_LANGUAGES = 8
+
+
+def _index_status(request: Request) -> IndexStatusFn:
+    """The index lookup the serving process registered, else one that reports nothing."""
+    found = getattr(request.app.state, "index_status", None)
+    return found if found is not None else (lambda _glossary_id: None)
 
 
 def get_store(request: Request) -> GlossaryStore:
@@ -311,14 +319,22 @@ async def extract_glossary(
 
 @router.get("/glossaries", tags=["glossaries"], response_model=GlossaryList, responses=_ERRORS)
 def list_glossaries(
+    request: Request,
     store: StoreDep,
     tenant: TenantDep,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> GlossaryList:
     items, total = store.list_glossaries(tenant, offset=offset, limit=limit)
+    status_of = _index_status(request)
     return GlossaryList(
-        items=[GlossarySummary.of(i) for i in items], total=total, offset=offset, limit=limit
+        items=[
+            GlossarySummaryIndexed(**GlossarySummary.of(i).model_dump(), index=status_of(i.id))
+            for i in items
+        ],
+        total=total,
+        offset=offset,
+        limit=limit,
     )
 
 
@@ -331,6 +347,7 @@ def list_glossaries(
 )
 def get_glossary(
     glossary_id: str,
+    request: Request,
     response: Response,
     store: StoreDep,
     tenant: TenantDep,
@@ -347,6 +364,7 @@ def get_glossary(
         entries=[EntryOut.of(e) for e in entries],
         offset=offset,
         limit=limit,
+        index=_index_status(request)(info.id),
     )
 
 

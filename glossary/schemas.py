@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from glossary.index_status import IndexStatus
 from glossary.model import GlossaryEntry
 from glossary.report import ImportReport
 from glossary.store import ApiKeyRecord, GlossaryInfo, TenantRecord
@@ -87,8 +88,12 @@ class GlossarySummary(BaseModel):
         )
 
 
+class GlossarySummaryIndexed(GlossarySummary):
+    index: IndexStatus | None = None
+
+
 class GlossaryList(BaseModel):
-    items: list[GlossarySummary]
+    items: list[GlossarySummaryIndexed]
     total: int
     offset: int
     limit: int
@@ -96,6 +101,10 @@ class GlossaryList(BaseModel):
 
 class GlossaryDetail(GlossarySummary):
     """A glossary with one page of its entries (``offset``/``limit``)."""
+
+    index: IndexStatus | None = Field(
+        default=None, description="Search index state on this server (None: not reported)."
+    )
 
     entries: list[EntryOut]
     offset: int

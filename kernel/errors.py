@@ -49,6 +49,8 @@ class ErrorCode(StrEnum):
     LIMIT_EXCEEDED = "limit_exceeded"
     # Backends (usually warnings: the session degrades and recovers).
     RETRIEVER_UNAVAILABLE = "retriever_unavailable"
+    # A session's glossary is not searchable yet (its index is being built).
+    GLOSSARY_INDEXING = "glossary_indexing"
     LLM_UNAVAILABLE = "llm_unavailable"
     SPEECH_FRONTEND_FAILED = "speech_frontend_failed"
     # The glossary database cannot be reached (REST: 503; retry shortly).
@@ -96,6 +98,7 @@ _INFO: dict[ErrorCode, _CodeInfo] = {
     ErrorCode.UNSUPPORTED_FORMAT: _CodeInfo(415, 1003),
     ErrorCode.LIMIT_EXCEEDED: _CodeInfo(422, 1008),
     ErrorCode.RETRIEVER_UNAVAILABLE: _CodeInfo(503, 1011),
+    ErrorCode.GLOSSARY_INDEXING: _CodeInfo(503, 1013),
     ErrorCode.LLM_UNAVAILABLE: _CodeInfo(503, 1011),
     ErrorCode.SPEECH_FRONTEND_FAILED: _CodeInfo(500, 1011),
     ErrorCode.STORE_UNAVAILABLE: _CodeInfo(503, 1013),

@@ -191,3 +191,6 @@ class StageWarning:
     code: str
     message: str
     chunk_index: int | None = None
+    # glossary_indexing: which glossary, and how far its index build is (0…1).
+    glossary_id: str | None = None
+    progress: float | None = None

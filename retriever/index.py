@@ -352,6 +352,8 @@ class IndexManager:
         self._wanted: dict[str, GlossarySnapshot] = {}
         self._progress: dict[tuple[str, int], float] = {}
         self._failed: set[tuple[str, int]] = set()
+        # Versions known to be coming (an upload) whose snapshot is still being loaded.
+        self._announced: dict[str, int] = {}
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="index")
 
     @property
@@ -389,11 +391,34 @@ class IndexManager:
     def current(self, glossary_id: str) -> TermIndex | None:
         return self._current.get(glossary_id)
 
+    def announce(self, glossary_id: str, version: int) -> None:
+        """A version is coming (its snapshot is being loaded): report it as building."""
+        with self._lock:
+            if version > self._announced.get(glossary_id, 0):
+                self._announced[glossary_id] = version
+
+    def withdraw(self, glossary_id: str, version: int) -> None:
+        """An announced version will not come (its snapshot could not be loaded)."""
+        with self._lock:
+            if self._announced.get(glossary_id) == version:
+                del self._announced[glossary_id]
+
     def state(self, glossary_id: str) -> IndexState | None:
         """None for a glossary never given to this manager."""
         with self._lock:
             wanted = self._wanted.get(glossary_id)
             current = self._current.get(glossary_id)
+            announced = self._announced.get(glossary_id, 0)
+            if announced > (wanted.version if wanted is not None else 0):
+                return IndexState(
+                    glossary_id,
+                    announced,
+                    "building",
+                    0.0,
+                    current.snapshot.version if current is not None else None,
+                    len(wanted.entries) if wanted is not None else 0,
+                    current.kind if current is not None else None,
+                )
             if wanted is None:
                 return None
             key = wanted.key
@@ -415,7 +440,7 @@ class IndexManager:
 
     def states(self) -> list[IndexState]:
         with self._lock:
-            ids = list(self._wanted)
+            ids = list(dict.fromkeys([*self._wanted, *self._announced]))
         return [s for s in (self.state(g) for g in ids) if s is not None]
 
     def indexes(self, glossary_ids: Iterable[str]) -> list[TermIndex]:
@@ -433,6 +458,7 @@ class IndexManager:
         with self._lock:
             self._current.pop(glossary_id, None)
             self._wanted.pop(glossary_id, None)
+            self._announced.pop(glossary_id, None)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -24,6 +24,7 @@ from server.asr.front_end import FrontEndParams
 from server.asr.models import AsrModelParams
 from server.glossary_access import StoreGlossaryAccess
 from server.http_guard import RequestGuard
+from server.index_reports import build_on_upload, index_status_fn
 from server.metrics import GatewayMetrics
 from server.protocol import PROTOCOL_VERSION
 from server.ratelimit import RateLimiter
@@ -114,6 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 services.translator = translator
             app.state.settings = settings
             app.state.glossary_store = store
+            # Uploads start their index builds at once; REST and /readyz show their state.
+            stack.callback(build_on_upload(store, retriever))
+            app.state.index_status = index_status_fn(retriever)
             app.state.services = services
             log.info(
                 "gateway ready",
@@ -171,6 +175,7 @@ def _build_retriever(settings: Settings) -> EmbeddedRetrieverService | RemoteRet
         EmbeddedRetrievalParams(
             cache_dir=cache_dir,
             retrieval=WordRetrievalParams(aggregation, candidates=settings.retrieval_candidates),
+            index_wait_seconds=settings.index_wait_seconds,
         )
     )
 

@@ -163,6 +163,11 @@ class GlossaryInUse(_Model):
     id: str
     version: int
     entries: int
+    searchable: bool | None = Field(
+        default=None,
+        description="False while the glossary's index is still being built (terms from it "
+        "start when a glossary.updated says true); None where the server does not know.",
+    )
 
 
 class SessionLimits(_Model):
@@ -300,6 +305,12 @@ class Warning_(_Event):
     code: str
     message: str
     chunk: int | None = None
+    glossary_id: str | None = Field(
+        default=None, description="glossary_indexing: the glossary that is not searchable yet."
+    )
+    progress: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="glossary_indexing: how far its index is, 0…1."
+    )
 
 
 class GlossaryUpdated(_Event):

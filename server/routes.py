@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from glossary.auth import key_from_headers
 from kernel.errors import ErrorCode, RasstError
+from server.index_reports import index_summary
 from server.services import GatewayServices
 from server.session import StreamSession
 
@@ -83,6 +84,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
             "backends": backends,
             "checks": checks,
             "sessions": len(services.sessions),
+            # Building indexes do not make the gateway unready: their sessions are told.
+            "glossary_indexes": index_summary(services.retriever),
         },
         status_code=200 if ready else 503,
     )

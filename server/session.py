@@ -71,6 +71,7 @@ from server.audio import (
 )
 from server.catchup import merge_chunks, merge_limit_samples, merge_terms
 from server.feeds import SessionFeed
+from server.index_reports import report_indexing
 from server.protocol import (
     PROTOCOL_VERSION,
     Caption,
@@ -208,6 +209,7 @@ class StreamSession:
         # Lifecycle.
         self._receiver_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._index_task: asyncio.Task[None] | None = None
         self._stream_task: asyncio.Task[None] | None = None
         self._shutdown_requested = False
         self._input_closed = False
@@ -402,6 +404,15 @@ class StreamSession:
                 group.create_task(self._send_events())
                 if self._glossaries and self._services.glossaries is not None:
                     self._watch_task = group.create_task(self._follow_glossaries())
+                if self._glossaries:
+                    self._index_task = group.create_task(
+                        report_indexing(
+                            self._services.retriever,
+                            lambda: self._glossaries,
+                            self._warn,
+                            self._emit,
+                        )
+                    )
         except BaseExceptionGroup as failures:
             raise _primary_failure(failures) from None
 
@@ -650,8 +661,9 @@ class StreamSession:
         summary = self._summary("shutdown" if self._shutdown_requested else "completed")
         await self._outbound.put((*self._publish(summary), True))
         await self._outbound.put(None)
-        if self._watch_task is not None:
-            self._watch_task.cancel()
+        for task in (self._watch_task, self._index_task):
+            if task is not None:
+                task.cancel()
 
     async def _translate(self, group: list[_Analysed]) -> None:
         if self._translator is None:
@@ -784,7 +796,13 @@ class StreamSession:
         self._counts["warnings"] += 1
         self._metrics.warnings.labels(code=str(warning.code)).inc()
         self._emit(
-            Warning_(code=str(warning.code), message=warning.message, chunk=warning.chunk_index)
+            Warning_(
+                code=str(warning.code),
+                message=warning.message,
+                chunk=warning.chunk_index,
+                glossary_id=warning.glossary_id,
+                progress=warning.progress,
+            )
         )
 
     def _report_error(self, exc: RasstError) -> None:

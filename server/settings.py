@@ -75,6 +75,9 @@ class Settings(GlossarySettings, RetrieverSettings):
     retriever_url: str | None = None
     retriever_connect_timeout_seconds: float = Field(default=1.0, gt=0)
     retriever_read_timeout_seconds: float = Field(default=2.0, gt=0)
+    # How long a session start waits for its glossaries' index builds (embedded
+    # retriever); after it the session starts and is told (glossary_indexing warnings).
+    index_wait_seconds: float = Field(default=2.0, ge=0.0, le=30.0)
 
     cors_origins: list[str] = Field(default_factory=list)
     # With auth enabled, /metrics needs this key (or the admin key) as a bearer token.
