@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -73,4 +74,20 @@ glossary_entries = Table(
     Column("note", Text, nullable=True),
     Column("priority", Integer, nullable=False, default=0),
     UniqueConstraint("glossary_id", "source_hash", name="uq_entries_source"),
+)
+
+# A tenant's term memory: glossaries grouped as slices with a domain label. Base slices
+# are always on in an automatic ("term_memory": "auto") session; domain slices are routed.
+term_memory_slices = Table(
+    "term_memory_slices",
+    metadata,
+    Column(
+        "glossary_id",
+        String(64),
+        ForeignKey("glossaries.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tenant_id", String(64), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("domain", String(64), nullable=False),
+    Column("base", Boolean, nullable=False, default=False),
 )

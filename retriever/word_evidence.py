@@ -268,6 +268,14 @@ class WordEvidenceRetriever:
         self._terms = PhoneticTermEncoder()
         self._timeline = WordTimeline()
         self._reported = ReportedOccurrences()
+        # Term-memory routing: the glossaries whose hits may be reported (None: all), and
+        # the last chunk's hits at or above τ from every glossary searched (the evidence).
+        self._report_ids: frozenset[str] | None = None
+        self.evidence: tuple[TermHit, ...] = ()
+
+    def set_reporting(self, glossary_ids: Sequence[str] | None) -> None:
+        """Report hits from these glossaries only (all searched ones still give evidence)."""
+        self._report_ids = None if glossary_ids is None else frozenset(glossary_ids)
 
     def set_glossaries(self, glossary_ids: Sequence[str]) -> None:
         """Takes effect from the next chunk (a tuple swap)."""
@@ -307,9 +315,12 @@ class WordEvidenceRetriever:
         )
         self._reported.prune(end_sample - keep)
         report_tau = self._params.report_tau
-        hits = self._reported.fresh(
-            ranked.hits, aggregation.k2, aggregation.tau if report_tau is None else report_tau
-        )
+        tau = aggregation.tau if report_tau is None else report_tau
+        reportable = ranked.hits
+        if self._report_ids is not None:
+            self.evidence = tuple(h for h in ranked.hits if h.score >= tau)
+            reportable = tuple(h for h in ranked.hits if h.glossary_id in self._report_ids)
+        hits = self._reported.fresh(reportable, aggregation.k2, tau)
         return TermHits(chunk_index, tuple(hits), elapsed=time.perf_counter() - started)
 
     def _exact(

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 import glossary.router
+import glossary.term_memory
 from glossary.store import GlossaryStore
 from kernel.errors import ErrorCode, RasstError, error_body, http_status
 from retriever.aggregate import AggregationParams
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(router)
     app.include_router(glossary.router.router)
+    app.include_router(glossary.term_memory.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
     install_error_handlers(app)

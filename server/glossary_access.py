@@ -24,6 +24,10 @@ class StoreGlossaryAccess:
             authenticate, self._store, api_key, auth_enabled=self._auth_enabled
         )
 
+    @property
+    def store(self) -> GlossaryStore:
+        return self._store
+
     async def load(self, tenant: str, ids: Sequence[str]) -> list[GlossarySnapshot]:
         unique = list(dict.fromkeys(ids))
         return await asyncio.to_thread(

@@ -77,6 +77,12 @@ class SessionStart(_Model):
         default_factory=list, max_length=16
     )
     lm: StrictInt = Field(default=2, ge=1, le=4, description="Chunk size = 0.96 s × lm.")
+    term_memory: Literal["auto"] | None = Field(
+        default=None,
+        description='"auto": search the tenant\'s whole term memory (besides glossary_ids); '
+        "base slices report terms from the start, domain slices once the router switches "
+        "them on from what was said (term_memory.routed events).",
+    )
     audio: AudioFormat = Field(default_factory=AudioFormat)
     api_key: Text | None = Field(
         default=None, description="For clients that cannot set an Authorization header."
@@ -320,6 +326,22 @@ class GlossaryUpdated(_Event):
     glossaries: list[GlossaryInUse]
 
 
+class TermMemoryRouted(_Event):
+    """An automatic session's router switched domain slices of the term memory on or off."""
+
+    type: Literal["term_memory.routed"] = "term_memory.routed"
+    chunk: int = Field(description="Decided after this chunk; applies from the next one.")
+    active: list[str] = Field(description="Domains switched on now (base slices always are).")
+    switched_on: list[str]
+    switched_off: list[str]
+    evidence: dict[str, float] = Field(
+        description="Per domain: distinct terms heard in the router's horizon (shared terms "
+        "split among the domains holding them)."
+    )
+    confidence: float = Field(ge=0.0, le=1.0, description="The leading domain's share.")
+    glossaries: list[str] = Field(description="Glossaries whose terms are reported now.")
+
+
 class Error(_Event):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -362,6 +384,7 @@ ServerEvent = Annotated[
     | ChunkDone
     | Warning_
     | GlossaryUpdated
+    | TermMemoryRouted
     | Error
     | SessionSummary,
     Field(discriminator="type"),

@@ -171,6 +171,11 @@ class EmbeddedSessionRetriever:
                 final=chunk.final,
             )
 
+    @property
+    def core(self) -> WordEvidenceRetriever:
+        """The word-evidence retriever (term-memory routing sets what it reports)."""
+        return self._core
+
     def set_glossaries(self, glossaries: Sequence[GlossarySnapshot]) -> None:
         for snapshot in glossaries:
             self._service.indexes.update(snapshot)  # background build, atomic swap

@@ -98,6 +98,7 @@ from server.protocol import (
 from server.ratelimit import caller_identity
 from server.services import GatewayServices
 from server.stages import NoRetriever, SessionContext, SessionRetriever, SessionTranslator
+from server.term_memory import RoutedRetriever, open_term_memory
 from server.workers import SpeechSession, SpeechWorkerLost
 from server.ws_transport import TRANSPORT_FAULT
 
@@ -339,6 +340,9 @@ class StreamSession:
             if services.glossaries is None:
                 raise RasstError(ErrorCode.GLOSSARY_NOT_FOUND, "no glossary store is configured")
             self._glossaries = await services.glossaries.load(self._tenant, start.glossary_ids)
+        if start.term_memory == "auto":
+            memory = await open_term_memory(services.glossaries, self._tenant, self._glossaries)
+            self._glossaries = list(memory.snapshots)
         self._feed = services.feeds.open(self.session_id, self._tenant)
         self._context = SessionContext(
             session_id=self.session_id,
@@ -366,6 +370,8 @@ class StreamSession:
             self._retriever = await services.retriever.open_session(
                 self._context, self._glossaries, self._warn
             )
+            if start.term_memory == "auto":
+                self._retriever = RoutedRetriever(self._retriever, memory, self._emit)
         if services.translator is not None and start.target_languages:
             self._translator = await services.translator.open_session(self._context, self._warn)
 
