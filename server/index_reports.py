@@ -30,7 +30,7 @@ from glossary.store import GlossaryChange, GlossaryStore
 from kernel.errors import ErrorCode, RasstError
 from kernel.frames import StageWarning
 from retriever.index import IndexManager, IndexState
-from server.protocol import GlossaryInUse, GlossaryUpdated
+from server.protocol import GlossarySearchable, GlossaryUpdated
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +109,17 @@ def build_on_upload(store: GlossaryStore, retriever: object) -> Callable[[], Non
     return store.subscribe(on_change)
 
 
-def in_use(glossaries: Sequence[GlossarySnapshot], state_of: StateFn | None) -> list[GlossaryInUse]:
+def in_use(glossaries: Sequence[GlossarySnapshot], state_of: StateFn) -> list[GlossarySearchable]:
     out = []
     for g in glossaries:
-        state = state_of(g.id) if state_of is not None else None
-        searchable = None if state_of is None else (state is not None and state.searchable)
+        state = state_of(g.id)
         out.append(
-            GlossaryInUse(id=g.id, version=g.version, entries=len(g.entries), searchable=searchable)
+            GlossarySearchable(
+                id=g.id,
+                version=g.version,
+                entries=len(g.entries),
+                searchable=state is not None and state.searchable,
+            )
         )
     return out
 

@@ -169,10 +169,14 @@ class GlossaryInUse(_Model):
     id: str
     version: int
     entries: int
-    searchable: bool | None = Field(
-        default=None,
-        description="False while the glossary's index is still being built (terms from it "
-        "start when a glossary.updated says true); None where the server does not know.",
+
+
+class GlossarySearchable(GlossaryInUse):
+    """A glossary in use, with whether its index is built (after glossary_indexing warnings)."""
+
+    searchable: bool = Field(
+        description="False while the glossary's index is still being built; true once terms "
+        "come from it."
     )
 
 
@@ -323,7 +327,7 @@ class GlossaryUpdated(_Event):
     """A glossary in use changed; terms of later chunks come from these versions."""
 
     type: Literal["glossary.updated"] = "glossary.updated"
-    glossaries: list[GlossaryInUse]
+    glossaries: list[GlossarySearchable | GlossaryInUse]
 
 
 class TermMemoryRouted(_Event):

@@ -114,6 +114,9 @@ class EmbeddedRetrieverService:
             PhoneticTermEncoder(), params.index, cache_root=params.cache_dir / "index"
         )
         self._matchers = TextMatchers()
+        # The exact-match table of a new version is built in the index build thread too
+        # (~5 s at a million terms), not inside the first chunk that searches it.
+        self.indexes.add_listener(lambda index: self._matchers.get(index.snapshot))
         # Letter-to-sound (for out-of-vocabulary terms) trains in a one-off helper.
         self._helper: ProcessPoolExecutor | None = _single_process_pool()
         prefetch_letter_to_sound(self._helper)

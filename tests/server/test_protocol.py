@@ -64,6 +64,7 @@ def test_every_server_event_type_is_in_the_union() -> None:
         "chunk.done",
         "warning",
         "glossary.updated",
+        "term_memory.routed",
         "error",
         "session.summary",
         "session.resumed",
