@@ -39,6 +39,9 @@ from retriever.index import SearchResult, TermIndex, terms_digest
 N_PHONES = 39
 N_CODES = N_PHONES**3
 KIND = "phone-trigram"
+# Entries kept per wanted row before de-duplication: a well-heard row holds one entry
+# per trigram of it that was heard (≤ ~20 for a long term).
+_DUPLICATES = 16
 _FORMAT_VERSION = 1
 
 
@@ -87,8 +90,6 @@ class PhoneGramIndex(TermIndex):
         self._post_start = np.concatenate(
             [[0], np.cumsum(np.bincount(codes[keep], minlength=N_CODES))]
         ).astype(np.int64)
-        # Posting lists longer than this are "common" (see _candidates).
-        self._common_postings = max(4096, n_rows // 256)
         # Distinct trigrams per row: the denominator of "share of the term heard".
         self._row_grams = np.bincount(self._postings, minlength=n_rows).astype(np.float32)
 
@@ -152,9 +153,26 @@ class PhoneGramIndex(TermIndex):
             codes = trigram_codes(seq)
             if not len(codes) or k <= 0:
                 continue
-            hit_rows, share = self._candidates(codes, k)
-            if not len(hit_rows):
+            lists = [self._postings[self._post_start[c] : self._post_start[c + 1]] for c in codes]
+            rows = np.concatenate(lists)
+            if not len(rows):
                 continue
+            # Linear passes over the gathered postings only (a million-term query gathers
+            # ~10⁵): no sort of them, no scan of every row.
+            counts = np.bincount(rows, minlength=len(self._row_grams))
+            c = counts[rows]
+            # Share of the row's trigrams heard; more trigrams break ties (longer terms
+            # score higher in the re-scoring too).
+            share = c / self._row_grams[rows] + c * 1e-4
+            # A row appears once per trigram heard (see _DUPLICATES): keep enough
+            # entries that k distinct terms survive de-duplication.
+            want = k * self._max_rows_per_term * _DUPLICATES
+            if len(rows) > want:
+                top = np.argpartition(-share, want - 1)[:want]
+                rows, share = rows[top], share[top]
+            rows, first = np.unique(rows, return_index=True)
+            share = share[first]
+            hit_rows = rows
             order = np.argsort(-share, kind="stable")
             terms = self._owners[hit_rows[order]]
             _, first = np.unique(terms, return_index=True)
@@ -162,38 +180,6 @@ class PhoneGramIndex(TermIndex):
             scores[i, : len(best)] = share[order[best]]
             ids[i, : len(best)] = terms[best]
         return SearchResult(self, scores, ids)
-
-    def _candidates(self, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows sharing a trigram with the query, and the share of their trigrams heard.
-
-        Postings of common trigrams ("AH N T", "SH AH N") are long at a million terms
-        (up to ~60k); gathering them all cost ~15 ms a query. Candidates come from the
-        query's rarer trigrams; the common ones are then only looked up for those
-        candidates (binary search in their sorted posting lists). A row that shares only
-        common trigrams with the window is not a candidate unless the window has no
-        rare trigram at all; then every posting is counted.
-        """
-        starts, ends = self._post_start[codes], self._post_start[codes + 1]
-        common = (ends - starts) > self._common_postings
-        rare = [self._postings[a:b] for a, b in zip(starts[~common], ends[~common], strict=True)]
-        rows = np.concatenate(rare) if rare else np.zeros(0, dtype=np.int32)
-        if not len(rows):
-            every = [self._postings[a:b] for a, b in zip(starts, ends, strict=True)]
-            rows = np.concatenate(every)
-            common[:] = False
-        rows, counts = np.unique(rows, return_counts=True)
-        for a, b in zip(starts[common], ends[common], strict=True):
-            plist = self._postings[a:b]
-            at = np.minimum(np.searchsorted(plist, rows), len(plist) - 1)
-            counts += plist[at] == rows
-        # Share of the row's trigrams heard; more trigrams break ties (longer terms
-        # score higher in the re-scoring too).
-        share = counts / self._row_grams[rows] + counts * 1e-4
-        want = k * self._max_rows_per_term
-        if len(rows) > want:
-            top = np.argpartition(-share, want - 1)[:want]
-            rows, share = rows[top], share[top]
-        return rows, share
 
     # -- persistence ---------------------------------------------------------
 
