@@ -196,4 +196,3 @@ class GatewayServices:
     translator: TranslatorService | None = None
     feeds: FeedHub = field(default_factory=FeedHub)
     rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
-    extras: dict[str, object] = field(default_factory=dict)
