@@ -40,7 +40,6 @@ from glossary.schemas import (
     ApiKeyCreated,
     ApiKeyOut,
     EntryOut,
-    ErrorEnvelope,
     GlossaryCreate,
     GlossaryDetail,
     GlossaryList,
@@ -56,7 +55,7 @@ from glossary.service import UploadRequest, glossary_name, parse_entries, parse_
 from glossary.settings import GlossarySettings
 from glossary.store import GlossaryStore
 from glossary.validation import normalise_text, report_error, storable
-from kernel.errors import ErrorCode, RasstError
+from kernel.errors import ErrorCode, ErrorEnvelope, RasstError
 
 # Multipart framing and the small form fields around the file.
 _MULTIPART_OVERHEAD = 64 * 1024

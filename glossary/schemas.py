@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -175,13 +174,3 @@ class ApiKeyCreated(ApiKeyOut):
 
 class TenantCreated(TenantOut):
     api_key: ApiKeyCreated
-
-
-class ErrorInfo(BaseModel):
-    code: str
-    message: str
-    detail: Any = None
-
-
-class ErrorEnvelope(BaseModel):
-    error: ErrorInfo
