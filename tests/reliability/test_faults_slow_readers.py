@@ -108,8 +108,9 @@ def _rss_mib(pid: int) -> float:
 def _metric(text: str, name: str, label: str = "", *, unset: float | None = None) -> float:
     """A sample's value. A missing family always fails; a missing labelled sample is
     ``unset`` when given (a labelled counter has no sample before its first increment)."""
-    family = name.removesuffix("_total")
-    assert re.search(rf"^# TYPE {re.escape(family)} ", text, re.MULTILINE), f"no metric {name}"
+    names = {re.escape(name), re.escape(name.removesuffix("_total"))}
+    declared = rf"^# TYPE ({'|'.join(names)}) "
+    assert re.search(declared, text, re.MULTILINE), f"no metric {name}"
     pattern = rf"^{re.escape(name)}{re.escape(label)}\s+([0-9.eE+-]+)$"
     match = re.search(pattern, text, re.MULTILINE)
     if match is None:
