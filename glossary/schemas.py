@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from glossary.model import GlossaryEntry
 from glossary.report import ImportReport
-from glossary.store import ApiKeyRecord, GlossaryInfo, TenantRecord
+from glossary.store import GlossaryInfo
+from glossary.tenants import ApiKeyRecord, TenantRecord
 
 LANGUAGE_CODE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 

@@ -29,6 +29,9 @@ client to collect its tail.
 The parts: admission (``admission``), event mapping (``events``), accounting
 (``accounting``), the event log and the speaker's link (``replay``). All session state
 lives on this object and is released in ``run``'s finally.
+
+Why one module past 400 lines: the four tasks share the session's queues and its link, and
+resume reaches into all of them; what needs no shared state is already in the parts above.
 """
 
 from __future__ import annotations
