@@ -243,6 +243,10 @@ class EventBus:
                     if remote is None:
                         mirror.close("the gateway holding this session is gone")
                         return
+                    if not remote.live:
+                        # Ended, and its end marker is not coming (the stream was lost).
+                        mirror.close()
+                        return
                     continue
                 for entry_id, fields in found[0][1]:
                     last = entry_id

@@ -167,6 +167,8 @@ class StreamSession:
                     self.session_id, self._pipeline, self._services, self._resume_token
                 )
             )
+            if self._services.bus is not None and not self._services.bus.healthy:
+                self._bus_trouble()  # after session.started: the warning is the next event
             self._stream_task = asyncio.current_task()
             await self._stream()
             if not self._link.attached and not self._shutdown_requested:

@@ -252,3 +252,33 @@ async def test_redis_killed_and_restarted_mid_session(
     assert done_viewer == done_speaker
     finals = [e["text"] for e in speaker.of_type("caption") if e["final"]]
     assert [e["text"] for e in seen if e["type"] == "caption" and e["final"]] == finals
+
+
+async def test_a_gateway_starts_and_serves_while_redis_is_unreachable(tmp_path: Path) -> None:
+    dead = RedisServer(port=_unused_port(), work_dir=tmp_path)  # never started
+    (tmp_path / "d").mkdir()
+    d = _gateway(tmp_path, "d", dead)
+    try:
+        assert not await _bus_up(d)
+        transcript = Transcript()
+        async with connect(d.ws_url) as ws:
+            await ws.send(start_message(lm=1, target_languages=[]))
+            await _send(ws, SPEECH, 0, RATE * 3)
+            await ws.send(END)
+            await read_all(ws, transcript, within=60)
+        assert transcript.events[-1]["reason"] == "completed"
+        assert transcript.error_codes() == []
+        # Said once, right after session.started.
+        warnings = transcript.of_type("warning")
+        assert [w["code"] for w in warnings] == ["bus_unavailable"]
+        assert transcript.events[1]["type"] == "warning"
+    finally:
+        d.stop()
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
