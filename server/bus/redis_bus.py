@@ -292,13 +292,15 @@ class EventBus:
                     await self._redis.ping()
                     await self._recover()
                     self._set_health(True, "Redis is back")
+                # Cleared before draining: an event pushed while a flush awaits Redis wakes
+                # the next round instead of waiting for the next renewal.
+                self._wake.clear()
                 while self._outbox:
                     await self._flush()
                 if time.monotonic() >= next_renew:
                     await self._renew()
                     next_renew = time.monotonic() + renew_every
                 backoff = 0.5
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, next_renew - time.monotonic())):
                         await self._wake.wait()
