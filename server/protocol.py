@@ -13,6 +13,7 @@ The JSON schema in ``docs/protocol.md`` is generated from these models
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -327,7 +328,7 @@ class GlossaryUpdated(_Event):
     """A glossary in use changed; terms of later chunks come from these versions."""
 
     type: Literal["glossary.updated"] = "glossary.updated"
-    glossaries: list[GlossarySearchable | GlossaryInUse]
+    glossaries: Sequence[GlossarySearchable | GlossaryInUse]
 
 
 class TermMemoryRouted(_Event):

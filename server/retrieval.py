@@ -32,8 +32,9 @@ from glossary.model import GlossarySnapshot
 from kernel.errors import ErrorCode
 from kernel.frames import AudioChunk, ChunkAnalysis, StageWarning, TermHits
 from retriever.aggregate import AggregationParams
-from retriever.index import IndexManager, IndexParams
+from retriever.index import IndexManager, IndexParams, TermIndex
 from retriever.phonetic import PhoneticTermEncoder
+from retriever.session import ChunkQuery, SessionTermRetriever
 from retriever.wire import (
     QUERY_HEADER,
     GlossaryRef,
@@ -116,7 +117,7 @@ class EmbeddedRetrieverService:
         self._matchers = TextMatchers()
         # The exact-match table of a new version is built in the index build thread too
         # (~5 s at a million terms), not inside the first chunk that searches it.
-        self.indexes.add_listener(lambda index: self._matchers.get(index.snapshot))
+        self.indexes.add_listener(self._prebuild_matcher)
         # Letter-to-sound (for out-of-vocabulary terms) trains in a one-off helper.
         self._helper: ProcessPoolExecutor | None = _single_process_pool()
         prefetch_letter_to_sound(self._helper)
@@ -125,6 +126,9 @@ class EmbeddedRetrieverService:
         threading.Thread(
             target=warm_up, args=(False,), name="retrieval-warm-up", daemon=True
         ).start()
+
+    def _prebuild_matcher(self, index: TermIndex) -> None:
+        self._matchers.get(index.snapshot)
 
     async def aclose(self) -> None:
         if self._helper is not None:
@@ -155,7 +159,7 @@ class EmbeddedSessionRetriever:
     def __init__(
         self,
         service: EmbeddedRetrieverService,
-        core: WordEvidenceRetriever,
+        core: SessionTermRetriever,
     ) -> None:
         self._service = service
         self._core = core
@@ -164,20 +168,20 @@ class EmbeddedSessionRetriever:
 
     async def retrieve(self, chunk: AudioChunk, analysis: ChunkAnalysis) -> TermHits:
         async with self._lock:
-            return await asyncio.to_thread(
-                self._core.process,
-                chunk.index,
-                chunk.start_sample,
-                chunk.end_sample,
-                analysis.words,
-                analysis.partial_words,
+            query = ChunkQuery(
+                chunk_index=chunk.index,
+                start_sample=chunk.start_sample,
+                end_sample=chunk.end_sample,
+                words=analysis.words,
+                partial_words=analysis.partial_words,
                 final=chunk.final,
             )
+            return await asyncio.to_thread(self._core.retrieve, query)
 
     @property
-    def core(self) -> WordEvidenceRetriever:
+    def core(self) -> WordEvidenceRetriever | None:
         """The word-evidence retriever (term-memory routing sets what it reports)."""
-        return self._core
+        return self._core if isinstance(self._core, WordEvidenceRetriever) else None
 
     def set_glossaries(self, glossaries: Sequence[GlossarySnapshot]) -> None:
         for snapshot in glossaries:
@@ -185,7 +189,7 @@ class EmbeddedSessionRetriever:
         self._core.set_glossaries([g.id for g in glossaries])
 
     async def aclose(self) -> None:
-        return None
+        self._core.close()
 
 
 # -- remote ---------------------------------------------------------------------------------

@@ -59,21 +59,25 @@ class RoutedRetriever:
         emit: Callable[[TermMemoryRouted], None],
         params: RouterParams | None = None,
     ) -> None:
-        if not isinstance(inner, EmbeddedSessionRetriever):
-            raise RasstError(ErrorCode.BAD_REQUEST, "term_memory auto needs the embedded retriever")
+        core = inner.core if isinstance(inner, EmbeddedSessionRetriever) else None
+        if core is None:
+            raise RasstError(
+                ErrorCode.BAD_REQUEST, "term_memory auto needs the embedded phonetic retriever"
+            )
         self._inner = inner
+        self._core = core
         self._emit = emit
         self._router = TermRouter(memory.slices, params or RouterParams())
         for snapshot in memory.snapshots:
             self._router.register_terms(snapshot.id, (e.source for e in snapshot.entries))
-        inner.core.set_reporting(self._router.reportable_ids())
+        core.set_reporting(self._router.reportable_ids())
 
     async def retrieve(self, chunk: AudioChunk, analysis: ChunkAnalysis) -> TermHits:
         hits = await self._inner.retrieve(chunk, analysis)
-        decision = self._router.observe(chunk.index, chunk.end_sample, self._inner.core.evidence)
+        decision = self._router.observe(chunk.index, chunk.end_sample, self._core.evidence)
         if decision is not None:
             reportable = self._router.reportable_ids()
-            self._inner.core.set_reporting(reportable)
+            self._core.set_reporting(reportable)
             self._emit(
                 TermMemoryRouted(
                     chunk=decision.chunk_index,
