@@ -14,7 +14,11 @@ current one per glossary with a single reference assignment.
 Index choice: exact ``IndexFlatIP`` below ``exact_max_vectors`` (a brute-force
 scan of 20k × 1024 floats is a few ms and has no recall loss), HNSW above it on
 CPU. On a GPU every size stays exact: a GPU scans 100k × 1024 in well under a
-millisecond, and FAISS has no GPU HNSW.
+millisecond, and FAISS has no GPU HNSW. The phonetic encoder's glossaries from
+``gram_min_terms`` on get a phone-trigram inverted index instead
+(:mod:`retriever.gram_index`: built in seconds where HNSW took minutes, and a better
+candidate generator than the exact vector search); the manager reports each glossary's
+build state and progress (:class:`IndexState`) so sessions and REST can say so.
 
 Why one module past 400 lines: the index types, their choice by size, the on-disk cache and
 the background builder share one snapshot/version scheme; apart, each would re-state it.
