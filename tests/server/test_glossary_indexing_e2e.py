@@ -1,7 +1,7 @@
 """A session whose glossary is still being indexed is told so, then gets its terms.
 
 Real gateway, real WebSocket, real read speech (``two_cities_16k.wav``). The glossary
-holds the recording's phrases plus ~80k made-up out-of-vocabulary terms, so its index
+holds the recording's phrases plus ~60k made-up out-of-vocabulary terms, so its index
 (letter-to-sound for every word) takes seconds to build; the session does not wait for
 it (``RASST_INDEX_WAIT_SECONDS=0``). It must get ``glossary_indexing`` warnings with
 progress, then a ``glossary.updated`` saying the glossary is searchable, then terms; REST
@@ -47,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 def test_session_is_told_while_its_glossary_indexes_then_gets_terms(server: LiveServer) -> None:
     rows = [f"{en},{de}" for en, de in PHRASES.items()]
-    rows += [f"{t},{t}" for t in made_up_terms(80_000)]
+    rows += [f"{t},{t}" for t in made_up_terms(60_000)]
     response = httpx.post(
         f"{server.http_url}/v1/glossaries",
         files={"file": ("big.csv", "en,de\n" + "\n".join(rows) + "\n", "text/csv")},
@@ -69,7 +69,7 @@ def test_session_is_told_while_its_glossary_indexes_then_gets_terms(server: Live
 
     async def run() -> None:
         async with asyncio.timeout(180), RasstStream(server.ws_url, options) as session:
-            sender = asyncio.create_task(send_paced(session, SPEECH, RATE, speed=1.5))
+            sender = asyncio.create_task(send_paced(session, SPEECH, RATE, speed=1.0))
             async for event in session.events():
                 events.append(event)
             await sender
