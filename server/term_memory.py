@@ -75,9 +75,10 @@ class RoutedRetriever:
     async def retrieve(self, chunk: AudioChunk, analysis: ChunkAnalysis) -> TermHits:
         hits = await self._inner.retrieve(chunk, analysis)
         decision = self._router.observe(chunk.index, chunk.end_sample, self._core.evidence)
+        # Every chunk: during the cold start the evidence leader may change.
+        reportable = self._router.reportable_ids()
+        self._core.set_reporting(reportable)
         if decision is not None:
-            reportable = self._router.reportable_ids()
-            self._core.set_reporting(reportable)
             self._emit(
                 TermMemoryRouted(
                     chunk=decision.chunk_index,

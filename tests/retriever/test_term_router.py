@@ -14,15 +14,22 @@ def hit(glossary: str, term: str, second: float) -> TermHit:
     return TermHit(term, {}, 1.0, start, start + RATE // 2, glossary)
 
 
-def router(**params: float) -> TermRouter:
+def router(**params: float | None) -> TermRouter:
     r = TermRouter(SLICES, RouterParams(**params))  # type: ignore[arg-type]
     r.register_terms("g-nlp", ["BLEU", "corpus", "model", "tokenizer"])
     r.register_terms("g-cs", ["compiler", "model", "kernel"])
     return r
 
 
-def test_base_only_until_a_domain_has_enough_distinct_evidence() -> None:
+def test_cold_start_reports_the_leading_domains_until_one_is_switched_on() -> None:
     r = router()
+    assert r.reportable_ids() == ("g-base", "g-nlp", "g-cs")  # nothing heard yet
+    assert r.observe(0, 2 * RATE, [hit("g-nlp", "BLEU", 1.0)]) is None
+    assert r.reportable_ids() == ("g-base", "g-nlp")  # cs is behind the leader
+
+
+def test_base_only_until_a_domain_has_enough_distinct_evidence() -> None:
+    r = router(cold_start_share=None)
     assert r.reportable_ids() == ("g-base",)
     # The same acronym three times is one term (plus repeats at a quarter each).
     for i, second in enumerate((1.0, 5.0, 9.0)):
@@ -44,7 +51,9 @@ def test_a_term_both_domains_hold_is_split_and_a_close_race_stays_off() -> None:
     # nlp 0.5 + 3 = 3.5, cs 0.5 + 2 = 2.5: the lead is under the 2x margin.
     assert decision is None
     assert r.evidence(12 * RATE) == {"cs": 2.5, "nlp": 3.5}
-    assert r.reportable_ids() == ("g-base",)
+    # Neither is switched on; both stay reportable as cold-start leaders (2.5 ≥ 0.5 × 3.5).
+    assert r.active_domains == ()
+    assert r.reportable_ids() == ("g-base", "g-nlp", "g-cs")
 
 
 def test_a_domain_goes_off_when_its_evidence_leaves_the_horizon() -> None:

@@ -6,7 +6,8 @@ base slice and a distractor slice of dictionary phrases; the session asks for
 ``"term_memory": "auto"`` with no glossary. The audio is the opening of an ACL 60/60 talk
 (2022.acl-long.268) synthesised with flite. The router must switch ``nlp`` on (and nothing
 else), say so in a ``term_memory.routed`` event, and the terms reported after it must
-come from the NLP slice (or the base slice), none from the domains left off.
+come from the NLP slice (or the base slice), none from the domains left off; before it, the
+cold start reports the evidence leaders, so the talk's first NLP terms are not lost.
 """
 
 from __future__ import annotations
@@ -137,7 +138,10 @@ def test_auto_session_routes_an_acl_talk_to_the_nlp_slice(
         if e["type"] == "terms"
         for h in e["terms"]
     ]
+    print("terms before routing:", before)
     print("terms after routing:", after)
-    assert set(before) <= {"general"}, before
+    # Cold start: before a domain is switched on, the evidence leaders report (the talk's
+    # first terms are not lost), so NLP terms come before the routed event too.
+    assert "nlp" in before, before
     assert {d for d, _ in after} <= {"nlp", "general"}, after
     assert any(d == "nlp" for d, _ in after), after
