@@ -82,7 +82,8 @@ class SessionStart(_Model):
         default=None,
         description='"auto": search the tenant\'s whole term memory (besides glossary_ids); '
         "base slices report terms from the start, domain slices once the router switches "
-        "them on from what was said (term_memory.routed events).",
+        "them on from what was said (term_memory.routed events); until one is on, the domains "
+        "leading the evidence report too.",
     )
     audio: AudioFormat = Field(default_factory=AudioFormat)
     api_key: Text | None = Field(
