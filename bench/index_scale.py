@@ -149,7 +149,9 @@ def main() -> None:
     ctx = multiprocessing.get_context("spawn")
     for n in (int(s) for s in args.sizes.split(",")):
         with ctx.Pool(1) as pool:
-            print(json.dumps(pool.apply(run, (n, not args.no_exact, args.gram_min_terms))), flush=True)
+            print(
+                json.dumps(pool.apply(run, (n, not args.no_exact, args.gram_min_terms))), flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def test_batched_ngram_vectors_equal_the_one_at_a_time_ones() -> None:
 def test_a_whole_term_heard_in_the_window_ranks_first_among_thousands() -> None:
     snap = snapshot([*TERMS, *distractors(5_000)])
     index = build_gram_index(snap, "phonetic")
-    window = "so we will cover what lexical borrowing is and why".split()
+    window = ["so", "we", "will", "cover", "what", "lexical", "borrowing", "is", "and", "why"]
     query = phone_ids([p for w in window for p in word_phones(w)])
     found = index.search_phones([query], 10)
     top = [snap.entries[int(t)].source for t in found.term_ids[0] if t >= 0]
@@ -82,7 +82,7 @@ def test_new_version_reuses_unchanged_terms_and_the_cache_round_trips(
     assert (loaded.search_phones([q], 5).term_ids == second.search_phones([q], 5).term_ids).all()
     # A cache entry for other terms is not taken.
     assert PhoneGramIndex.load_grams(tmp_path / "idx", first.snapshot, "phonetic") is None
-    assert gram_index.KIND == loaded.kind
+    assert loaded.kind == gram_index.KIND
 
 
 def test_manager_reports_state_and_retrieval_uses_the_trigram_index() -> None:
