@@ -37,6 +37,13 @@ def serve(
         str | None, typer.Option(help="OpenAI-compatible vLLM endpoint; without it: captions only.")
     ] = None,
     llm_model: Annotated[str | None, typer.Option(help="Model name served at --llm-url.")] = None,
+    llm_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Translator tier: speech (a speech LLM hears the audio), text (a text LLM "
+            "translates the captions) or auto (from the served model) [RASST_LLM_MODE, speech]."
+        ),
+    ] = None,
     retriever_url: Annotated[
         str | None, typer.Option(help="Remote retriever service; default: in process.")
     ] = None,
@@ -66,6 +73,7 @@ def serve(
         "port": port,
         "llm_url": llm_url,
         "llm_model": llm_model,
+        "llm_mode": llm_mode,
         "retriever_url": retriever_url,
         "db_url": db,
         "max_pace": max_pace,

@@ -261,6 +261,12 @@ class TranslationCommitEvent(_ChunkEvent):
     lang: str
     text: str = Field(description="Final translation of this chunk, term tags removed.")
     terms_used: list[str]
+    terms_missed: list[str] = Field(
+        default_factory=list,
+        description="Text tier only (--llm-mode text): retrieved terms whose source form is in "
+        "the translated caption words but whose glossary rendering is not in `text` (after the "
+        "optional repair). Always empty in the speech tier, which has no source words to check.",
+    )
 
 
 class ChunkDone(_ChunkEvent):

@@ -194,6 +194,10 @@ class GatewayServices:
     glossaries: GlossaryAccess | None = None
     retriever: RetrieverService | None = None
     translator: TranslatorService | None = None
+    # The translator works from the captions (the text tier): it gets every chunk,
+    # silent ones too (an utterance's words are committed in the silence after it),
+    # and itself decides when a request is due.
+    translator_reads_captions: bool = False
     feeds: FeedHub = field(default_factory=FeedHub)
     rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
     extras: dict[str, object] = field(default_factory=dict)

@@ -69,7 +69,7 @@ from server.audio import (
     chunk_samples,
     decode_frame,
 )
-from server.catchup import merge_chunks, merge_limit_samples, merge_terms
+from server.catchup import merge_analyses, merge_chunks, merge_limit_samples, merge_terms
 from server.feeds import SessionFeed
 from server.protocol import (
     PROTOCOL_VERSION,
@@ -658,13 +658,17 @@ class StreamSession:
             return
         chunk = merge_chunks([i.chunk for i in group])
         first = group[0].chunk.index
-        if not self._settings.translate_silence and not any(i.analysis.has_speech for i in group):
+        silent = not any(i.analysis.has_speech for i in group)
+        if silent and not (
+            self._settings.translate_silence or self._services.translator_reads_captions
+        ):
             # Silence costs nothing: no LLM call, an empty commit per language.
             for lang in self._context.target_languages:
                 self._emit_commit(chunk, first, TranslationCommit(chunk.index, lang, ""))
             return
         terms = merge_terms([i.terms for i in group], chunk.index)
-        async for event in self._translator.translate(chunk, terms):
+        analysis = merge_analyses([i.analysis for i in group], chunk.index)
+        async for event in self._translator.translate(chunk, terms, analysis):
             if isinstance(event, TranslationCommit):
                 self._emit_commit(chunk, first, event)
             else:
@@ -693,6 +697,7 @@ class StreamSession:
                 lang=commit.lang,
                 text=commit.text,
                 terms_used=list(commit.terms_used),
+                terms_missed=list(commit.terms_missed),
             )
         )
 
