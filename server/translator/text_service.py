@@ -386,6 +386,10 @@ class TextSessionTranslator:
         if await self._service.vllm_extras():
             body["top_k"] = decoding.top_k
             body["cache_salt"] = self._salt
+            # Hybrid thinking models (Qwen3) would otherwise think before every
+            # turn: seconds of hidden tokens per segment. Templates without the
+            # switch ignore it.
+            body["chat_template_kwargs"] = {"enable_thinking": False}
         if decoding.seed is not None:
             body["seed"] = decoding.seed
         return body

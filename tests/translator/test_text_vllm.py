@@ -125,6 +125,7 @@ async def test_segments_stream_deltas_and_commit_with_the_term_check(vllm_text: 
         assert "对比学习" in user["content"] or "kontrastives Lernen" in user["content"]
         # vLLM detected from /v1/models: its own fields are sent.
         assert body["cache_salt"] and body["top_k"] == 20
+        assert body["chat_template_kwargs"] == {"enable_thinking": False}
         assert body["stream_options"] == {"include_usage": True}
     for body in repairs:
         assert body["messages"][-2]["role"] == "assistant"
