@@ -9,15 +9,19 @@ tiny random Qwen3 text model on this machine's CPU vLLM, started here; needs
    ``--llm-mode text`` and a glossary of phrases of the talk. Per chunk, the
    ``chunk.done`` latency (wall time from the chunk's last sample to every stage
    being done with it); the difference between the runs is what translation
-   adds. Also: LLM turns per chunk (the policy's segments) and commits that
-   reported ``terms_missed``.
+   adds; with the term repair on and off. Also: commits with text (the
+   policy's segments) and commits that reported ``terms_missed``.
 2. **Translator, in process.** Segments of the talk's sentences (8–12 words)
    through :class:`~server.translator.text_service.TextTranslatorService`: time
    to first token and the whole turn, with and without the one-shot term repair.
 
+With ``--parts ... speech`` the gateway also runs the speech tier on the tiny
+random Qwen3-Omni (a second CPU vLLM), for comparison on the same machine.
+
 ::
 
     .venv/bin/python bench/text_tier.py                  # tiny CPU model, both parts
+    .venv/bin/python bench/text_tier.py --parts gateway speech   # + the speech tier
     .venv/bin/python bench/text_tier.py --url http://host:8080 --model NAME   # any server
 
 The random model's answers are meaningless and always run to ``max_tokens``
@@ -55,7 +59,7 @@ from server.translator import TranslatorParams  # noqa: E402
 from server.translator.params import TextParams  # noqa: E402
 from server.translator.text_service import TextTranslatorService  # noqa: E402
 from tests.server.test_retrieval_e2e import CSV, RATE, SPEECH, upload  # noqa: E402
-from tests.support.live_server import start_server  # noqa: E402
+from tests.support.live_server import LiveServer, start_server  # noqa: E402
 from tests.translator.fakes import hits  # noqa: E402
 from tests.translator.realvllm import session_context  # noqa: E402
 
@@ -77,13 +81,13 @@ def _q(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _gateway_run(url: str | None, model: str | None, work: Path, lm: int) -> dict[str, Any]:
-    args = ["--max-pace", "2"]
-    if url is not None:
-        args += ["--llm-url", url, "--llm-mode", "text"]
-        if model:
-            args += ["--llm-model", model]
-    server = start_server(work, *args, ready_timeout=180)
+def _start(work: Path, args: list[str], env: dict[str, str]) -> LiveServer:
+    work.mkdir(parents=True, exist_ok=True)
+    return start_server(work, *args, env=env, ready_timeout=180)
+
+
+async def _gateway_run(work: Path, args: list[str], env: dict[str, str], lm: int) -> dict[str, Any]:
+    server = await asyncio.to_thread(_start, work, ["--max-pace", "2", *args], env)
     try:
         glossary_id = upload(server, CSV)
         options = StreamOptions(target_languages=["de"], glossary_ids=[glossary_id], lm=lm)
@@ -94,7 +98,7 @@ async def _gateway_run(url: str | None, model: str | None, work: Path, lm: int) 
                 events.append(event)
             await sender
     finally:
-        server.stop()
+        await asyncio.to_thread(server.stop)
     done = [e for e in events if e["type"] == "chunk.done"]
     commits = [e for e in events if e["type"] == "translation.commit"]
     return {
@@ -102,30 +106,50 @@ async def _gateway_run(url: str | None, model: str | None, work: Path, lm: int) 
         "chunks": len(done),
         "turns": sum(1 for e in commits if e["text"]),
         "missed": sum(1 for e in commits if e.get("terms_missed")),
-        "warnings": [e["code"] for e in events if e["type"] == "warning"],
+        "warnings": sorted({e["code"] for e in events if e["type"] == "warning"}),
     }
 
 
-async def gateway_part(url: str, model: str | None, lm: int) -> None:
+def _llm_args(url: str, model: str | None, mode: str) -> list[str]:
+    return ["--llm-url", url, "--llm-mode", mode, *(["--llm-model", model] if model else [])]
+
+
+async def gateway_part(
+    url: str, model: str | None, lm: int, speech: tuple[str, str | None] | None
+) -> None:
     work = Path(tempfile.mkdtemp(prefix="rasst-bench-text-"))
-    base = await _gateway_run(None, None, work / "captions", lm)
-    text = await _gateway_run(url, model, work / "text", lm)
+    plan: list[tuple[str, list[str], dict[str, str]]] = [
+        ("captions only", [], {}),
+        ("text tier, repair on", _llm_args(url, model, "text"), {}),
+        (
+            "text tier, repair off",
+            _llm_args(url, model, "text"),
+            {"RASST_LLM_TEXT_REPAIR": "false"},
+        ),
+    ]
+    if speech is not None:
+        plan.append(("speech tier (tiny Qwen3-Omni)", _llm_args(*speech, "speech"), {}))
+    runs = {}
+    for i, (name, args, env) in enumerate(plan):
+        runs[name] = await _gateway_run(work / str(i), args, env, lm)
+    base = runs["captions only"]["latency_ms"]
     print(f"\n### Gateway, real time, lm={lm} ({0.96 * lm:.2f} s chunks), target de\n")
     print(
-        "| run | chunks | chunk.done latency p50 / p90 / max ms | LLM turns | commits with terms_missed |"
+        "| run | chunks | chunk.done latency p50 / p90 / max ms | added p50 / p90 ms "
+        "| commits with text | commits with terms_missed | warnings |"
     )
-    print("|---|---|---|---|---|")
-    for name, run in (("captions only", base), ("--llm-mode text", text)):
+    print("|---|---|---|---|---|---|---|")
+    for name, run in runs.items():
         lat = run["latency_ms"]
+        added = (
+            "-"
+            if name == "captions only"
+            else (f"{_q(lat, 0.5) - _q(base, 0.5):.0f} / {_q(lat, 0.9) - _q(base, 0.9):.0f}")
+        )
         print(
             f"| {name} | {run['chunks']} | {_q(lat, 0.5):.0f} / {_q(lat, 0.9):.0f} / {max(lat):.0f} "
-            f"| {run['turns'] if name != 'captions only' else '-'} "
-            f"| {run['missed'] if name != 'captions only' else '-'} |"
+            f"| {added} | {run['turns']} | {run['missed']} | {', '.join(run['warnings']) or '-'} |"
         )
-    added = [_q(text["latency_ms"], q) - _q(base["latency_ms"], q) for q in (0.5, 0.9)]
-    print(f"\nadded by the text tier: p50 {added[0]:.0f} ms, p90 {added[1]:.0f} ms")
-    if text["warnings"] or base["warnings"]:
-        print(f"warnings: captions {base['warnings']}, text {text['warnings']}")
 
 
 def _segment(index: int, sentence: str) -> ChunkAnalysis:
@@ -204,14 +228,22 @@ async def measure(args: argparse.Namespace) -> None:
         server = launch(Path(tempfile.mkdtemp(prefix="rasst-bench-vllm-")), text=True)
         url, model = server.url, server.name
         print(f"started the tiny CPU text vLLM at {url}", file=sys.stderr)
+    speech_server = None
     try:
         if "translator" in args.parts:
             await translator_part(url, model, args.turns)
+        speech = None
+        if "speech" in args.parts:
+            from tests.support.vllm_server import launch
+
+            speech_server = launch(Path(tempfile.mkdtemp(prefix="rasst-bench-omni-")))
+            speech = (speech_server.url, speech_server.name)
         if "gateway" in args.parts:
-            await gateway_part(url, model, args.lm)
+            await gateway_part(url, model, args.lm, speech)
     finally:
-        if server is not None:
-            server.stop()
+        for started in (server, speech_server):
+            if started is not None:
+                started.stop()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -220,9 +252,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", help="served model name (default: the server's first)")
     parser.add_argument("--lm", type=int, default=2, choices=[1, 2, 3, 4])
     parser.add_argument("--turns", type=int, default=30, help="in-process segments per run")
-    parser.add_argument("--parts", nargs="+", default=["translator", "gateway"])
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["translator", "gateway"],
+        choices=["translator", "gateway", "speech"],
+        help="speech: also run the gateway with the speech tier on the tiny CPU Qwen3-Omni",
+    )
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     asyncio.run(measure(parse_args()))

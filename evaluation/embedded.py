@@ -32,6 +32,8 @@ class EmbeddedOptions:
     data_dir: Path
     llm_url: str | None = None
     llm_model: str | None = None
+    # Translator tier of the gateway (--llm-mode speech|text|auto); None: its default.
+    llm_mode: str | None = None
     # The harness paces itself by the gateway's progress (see runner.py); the pace limit
     # only has to stay out of the way.
     max_pace: float = 1000.0
@@ -61,6 +63,8 @@ class EmbeddedGateway:
             args += ["--llm-url", o.llm_url]
         if o.llm_model:
             args += ["--llm-model", o.llm_model]
+        if o.llm_mode:
+            args += ["--llm-mode", o.llm_mode]
         if o.workers:
             args += ["--workers", str(o.workers)]
         env = {

@@ -69,6 +69,7 @@ def run_sweep(
                         data_dir=base.out / "gateway",
                         llm_url=base.llm_url,
                         llm_model=base.llm_model,
+                        llm_mode=base.llm_mode,
                         workers=base.workers,
                     )
                 )
