@@ -166,3 +166,14 @@ async def test_terms_retrieved_while_words_wait_reach_the_turn_that_sends_them()
 )
 def test_auto_mode_reads_the_model_family_from_its_name(model: str, mode: LlmMode) -> None:
     assert mode_for_model(model) is mode
+
+
+def test_the_text_tier_without_captions_is_refused_at_start_up() -> None:
+    from pydantic import ValidationError
+
+    from server.settings import Settings
+
+    with pytest.raises(ValidationError, match="needs captions on"):
+        Settings(llm_url="http://llm.test", llm_mode="text", captions=False)
+    with pytest.raises(ValidationError):
+        Settings(llm_mode="subtitles")  # type: ignore[arg-type]
