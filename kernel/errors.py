@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel
+
 
 class ErrorCode(StrEnum):
     # Protocol: the client sent something we cannot accept.
@@ -53,6 +55,8 @@ class ErrorCode(StrEnum):
     SPEECH_FRONTEND_FAILED = "speech_frontend_failed"
     # The glossary database cannot be reached (REST: 503; retry shortly).
     STORE_UNAVAILABLE = "store_unavailable"
+    # Several replicas: the shared event bus (Redis) is down; sessions go on.
+    BUS_UNAVAILABLE = "bus_unavailable"
     LAGGING = "lagging"
     INTERNAL_ERROR = "internal_error"
 
@@ -99,6 +103,7 @@ _INFO: dict[ErrorCode, _CodeInfo] = {
     ErrorCode.LLM_UNAVAILABLE: _CodeInfo(503, 1011),
     ErrorCode.SPEECH_FRONTEND_FAILED: _CodeInfo(500, 1011),
     ErrorCode.STORE_UNAVAILABLE: _CodeInfo(503, 1013),
+    ErrorCode.BUS_UNAVAILABLE: _CodeInfo(503, 1013),
     ErrorCode.LAGGING: _CodeInfo(503, 1013),
     ErrorCode.INTERNAL_ERROR: _CodeInfo(500, 1011),
 }
@@ -130,6 +135,20 @@ class RasstError(Exception):
         return http_status(self.code)
 
 
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    detail: Any = None
+
+
+class ErrorEnvelope(BaseModel):
+    """The HTTP error envelope, as documented in the OpenAPI responses."""
+
+    error: ErrorInfo
+
+
 def error_body(code: ErrorCode, message: str, detail: Any = None) -> dict[str, Any]:
     """The HTTP error envelope: ``{"error": {"code", "message", "detail"}}``."""
-    return {"error": {"code": str(code), "message": message, "detail": detail}}
+    return ErrorEnvelope(
+        error=ErrorInfo(code=str(code), message=message, detail=detail)
+    ).model_dump()

@@ -7,21 +7,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
 import glossary.router
 from glossary.store import GlossaryStore
-from kernel.errors import ErrorCode, RasstError, error_body, http_status
+from kernel.http_errors import install_error_handlers
 from retriever.aggregate import AggregationParams
 from retriever.word_evidence import WordRetrievalParams
 from server import web
 from server.asr.front_end import FrontEndParams
 from server.asr.models import AsrModelParams
+from server.bus import BusParams, EventBus
 from server.glossary_access import StoreGlossaryAccess
 from server.http_guard import RequestGuard
 from server.metrics import GatewayMetrics
@@ -137,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 services.translator = translator
                 services.translator_reads_captions = mode is LlmMode.TEXT
                 log.info("translator tier: %s", mode.value)
+            if settings.redis_url:
+                services.bus = await _start_bus(settings, services, stack)
             app.state.settings = settings
             app.state.glossary_store = store
             app.state.services = services
@@ -200,6 +199,43 @@ def _build_retriever(settings: Settings) -> EmbeddedRetrieverService | RemoteRet
     )
 
 
+async def _start_bus(
+    settings: Settings, services: GatewayServices, stack: AsyncExitStack
+) -> EventBus:
+    """The shared event bus of several replicas: feeds and resume tokens go on Redis too."""
+    assert settings.redis_url is not None
+    bus = EventBus(
+        BusParams(
+            url=settings.redis_url,
+            pod_address=settings.internal_address,
+            stream_max_events=settings.bus_stream_max_events,
+            lease_seconds=settings.bus_lease_seconds,
+            retain_seconds=settings.bus_retain_seconds,
+        )
+    )
+    await bus.start()
+    stack.push_async_callback(bus.aclose)
+    services.feeds.sink = bus
+    services.sessions.bus = bus
+    services.metrics.bus_up.set_function(lambda: float(bus.healthy))
+    services.metrics.bus_dropped_events.set_function(lambda: float(bus.dropped_events))
+
+    def tell_sessions(healthy: bool) -> None:
+        if healthy:
+            return
+        for feed in services.feeds.live():
+            if feed.on_sink_trouble is not None:
+                feed.on_sink_trouble()
+
+    bus.on_health(tell_sessions)
+    log.info(
+        "event bus on %s; this gateway is %s",
+        settings.redis_url.split("@")[-1],
+        bus.params.pod_address,
+    )
+    return bus
+
+
 def speech_worker_params(settings: Settings) -> SpeechWorkerParams:
     return SpeechWorkerParams(
         workers=settings.worker_count,
@@ -216,57 +252,3 @@ def speech_worker_params(settings: Settings) -> SpeechWorkerParams:
             cache_dir=settings.data_dir / "models",
         ),
     )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """One envelope for every HTTP error (RasstError and request validation alike)."""
-
-    async def on_rasst_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RasstError)
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.detail), status_code=exc.http_status
-        )
-
-    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        problems = [
-            {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]} for err in exc.errors()
-        ]
-        code = ErrorCode.VALIDATION_FAILED
-        return JSONResponse(
-            error_body(code, "the request is invalid", problems), status_code=http_status(code)
-        )
-
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
-        # Routing's own answers (unknown path, wrong method) in the same envelope.
-        assert isinstance(exc, StarletteHTTPException)
-        code = _HTTP_STATUS_CODES.get(exc.status_code)
-        if code is None:
-            code = ErrorCode.INTERNAL_ERROR if exc.status_code >= 500 else ErrorCode.BAD_REQUEST
-        return JSONResponse(
-            error_body(code, str(exc.detail)),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
-
-    async def on_client_disconnect(request: Request, exc: Exception) -> Response:
-        # The client hung up while sending its body: nobody hears an answer, so no
-        # traceback and no error envelope, one line in the log.
-        log.info("client disconnected mid-request: %s %s", request.method, request.url.path)
-        return Response(status_code=400)
-
-    app.add_exception_handler(RasstError, on_rasst_error)
-    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-
-
-_HTTP_STATUS_CODES = {
-    401: ErrorCode.UNAUTHORIZED,
-    403: ErrorCode.FORBIDDEN,
-    404: ErrorCode.NOT_FOUND,
-    405: ErrorCode.METHOD_NOT_ALLOWED,
-    413: ErrorCode.PAYLOAD_TOO_LARGE,
-    415: ErrorCode.UNSUPPORTED_FORMAT,
-    429: ErrorCode.RATE_LIMITED,
-}

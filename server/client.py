@@ -174,12 +174,6 @@ async def send_paced(
     await stream.end()
 
 
-class _Resumed(Exception):
-    def __init__(self, event: dict[str, Any]) -> None:
-        super().__init__("resumed")
-        self.event = event
-
-
 async def _resume(
     url: str, options: StreamOptions, token: str, last_seq: int, grace: float, open_timeout: float
 ) -> tuple[ClientConnection, dict[str, Any]]:

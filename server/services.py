@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from glossary.model import GlossarySnapshot
 from kernel.errors import ErrorCode, RasstError
+from server.bus import EventBus
 from server.feeds import FeedHub
 from server.metrics import GatewayMetrics
 from server.ratelimit import RateLimiter
@@ -88,6 +89,8 @@ class SessionRegistry:
         self._closing = False
         self._empty = asyncio.Event()
         self._empty.set()
+        # With several replicas, resume tokens are also published on the bus.
+        self.bus: EventBus | None = None
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -127,6 +130,8 @@ class SessionRegistry:
                 del self._per_tenant[tenant]
         for digest in [d for d, s in self._resumable.items() if s is session]:
             del self._resumable[digest]
+            if self.bus is not None:
+                self.bus.resume_token_dropped(digest)
         if not self._sessions:
             self._empty.set()
 
@@ -162,11 +167,14 @@ class SessionRegistry:
 
     def issue_resume_token(self, session: StreamSession) -> str:
         token = secrets.token_urlsafe(32)
-        self._resumable[_token_digest(token)] = session
+        digest = token_digest(token)
+        self._resumable[digest] = session
+        if self.bus is not None:
+            self.bus.resume_token_issued(digest, session.session_id)
         return token
 
     def resumable(self, token: str) -> StreamSession | None:
-        return self._resumable.get(_token_digest(token))
+        return self._resumable.get(token_digest(token))
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Refuse new sessions, ask live ones to finish, wait up to the grace period."""
@@ -181,7 +189,7 @@ class SessionRegistry:
                 session.abort_now()
 
 
-def _token_digest(token: str) -> str:
+def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -200,4 +208,5 @@ class GatewayServices:
     translator_reads_captions: bool = False
     feeds: FeedHub = field(default_factory=FeedHub)
     rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
-    extras: dict[str, object] = field(default_factory=dict)
+    # The shared event bus of several replicas (RASST_REDIS_URL); None: this process alone.
+    bus: EventBus | None = None

@@ -36,7 +36,6 @@ from kernel.frames import (
     TranslationCommit,
     TranslationDelta,
 )
-from server.catchup import merge_terms
 from server.stages import SessionContext, TranslationEvent, WarnFn
 from server.translator.breaker import CircuitBreaker
 from server.translator.client import ChatClient, LlmError, StreamEnd, build_http_client
@@ -44,15 +43,12 @@ from server.translator.history import History
 from server.translator.messages import Message, base_language
 from server.translator.params import TranslatorParams
 from server.translator.service import cache_salt, terms_used
-from server.translator.terms_check import contains_term, repair_messages, terms_missed
+from server.translator.term_pool import TermPool
+from server.translator.terms_check import repair_messages, terms_missed
 from server.translator.text_messages import build_text_messages, text_user_turn
 from server.translator.text_policy import Segment, TextPolicy
 
 log = logging.getLogger(__name__)
-
-# Retrieved terms not found in the segment sent after them wait for this many
-# more segments (a term heard at a chunk's end is often in the next segment).
-_TERM_SEGMENTS = 2
 
 
 class TextTranslatorService:
@@ -137,14 +133,6 @@ class TextTranslatorService:
 
 
 @dataclass(slots=True)
-class _PendingTerms:
-    """Terms retrieved since they were last offered, with the segments they have waited."""
-
-    hits: TermHits
-    age: int = 0
-
-
-@dataclass(slots=True)
 class _LaneResult:
     error: BaseException | None = None
 
@@ -176,7 +164,7 @@ class TextSessionTranslator:
         self._histories = {
             lang: History(params.history, context.lm) for lang in context.target_languages
         }
-        self._terms: list[_PendingTerms] = []
+        self._terms = TermPool(params.text.max_terms)
         self._headers = {params.session_header: context.session_id} if params.session_header else {}
         self._failing = False
 
@@ -191,8 +179,7 @@ class TextSessionTranslator:
         self, chunk: AudioChunk, terms: TermHits, analysis: ChunkAnalysis | None = None
     ) -> AsyncIterator[TranslationEvent]:
         """Deltas as they stream, then one commit per target language (empty while waiting)."""
-        if terms.hits:
-            self._terms.append(_PendingTerms(terms))
+        self._terms.add(terms)
         analysis = analysis or ChunkAnalysis(chunk_index=chunk.index, speech_samples=0)
         segment = self._policy.push(analysis, chunk.end_sample, final=chunk.final)
         if segment is None:
@@ -204,7 +191,7 @@ class TextSessionTranslator:
                     extra={"policy": "wait", "pending_words": self._policy.pending_words()},
                 )
             return
-        merged = self._offer_terms(segment, chunk.index)
+        merged = self._terms.offer(segment.text, chunk.index)
         queue: asyncio.Queue[TranslationEvent | _LaneResult] = asyncio.Queue()
         # Plain tasks, cancelled in finally: a TaskGroup cannot span an async
         # generator's yields (see VllmSessionTranslator.translate).
@@ -233,23 +220,6 @@ class TextSessionTranslator:
     async def aclose(self) -> None:
         self._histories.clear()
         self._terms.clear()
-
-    def _offer_terms(self, segment: Segment, chunk_index: int) -> TermHits:
-        """The terms for this segment's turn; those it did not contain wait a little longer."""
-        merged = merge_terms(
-            [p.hits for p in self._terms], chunk_index, self._service.params.text.max_terms
-        )
-        kept = []
-        for pending in self._terms:
-            unseen = tuple(
-                h for h in pending.hits.hits if not contains_term(segment.text, h.source)
-            )
-            if unseen and pending.age + 1 < _TERM_SEGMENTS:
-                kept.append(
-                    _PendingTerms(TermHits(pending.hits.chunk_index, unseen), pending.age + 1)
-                )
-        self._terms = kept
-        return merged
 
     async def _run_lane(
         self,
