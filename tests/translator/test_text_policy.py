@@ -114,3 +114,15 @@ def test_committed_words_and_a_new_utterance_in_one_chunk() -> None:
 def test_bad_parameters_are_refused(wait: float, guard: float) -> None:
     with pytest.raises(ValueError):
         TextPolicyParams(max_wait_seconds=wait, guard_seconds=guard)
+
+
+def test_merged_chunks_keep_all_committed_words_and_the_latest_live_hypothesis() -> None:
+    from server.catchup import merge_analyses
+
+    first, second = words("one two.", 0.0), words("three", 1.0)
+    merged = merge_analyses([analysis(0, committed=first), analysis(1, partial=second)], 1)
+    assert merged.words == first and merged.partial_words == second
+    # A hypothesis followed by its utterance's final words is stale.
+    stale = merge_analyses([analysis(0, partial=second), analysis(1, committed=first)], 1)
+    assert stale.words == first and stale.partial_words == ()
+    assert merged.chunk_index == 1 and merged.speech_samples == 2 * CHUNK
