@@ -21,6 +21,7 @@ from retriever.aggregate import AggregationParams
 from retriever.word_evidence import WordRetrievalParams
 from server import web
 from server.asr.front_end import FrontEndParams
+from server.deepgram.route import router as deepgram_router
 from server.asr.models import AsrModelParams
 from server.glossary_access import StoreGlossaryAccess
 from server.http_guard import RequestGuard
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(glossary.router.router)
     app.include_router(web.router)
+    app.include_router(deepgram_router)
     app.mount("/static", web.static_files(), name="static")
     install_error_handlers(app)
     app.add_middleware(RequestGuard, limiter=limiter, max_body_bytes=settings.max_request_bytes)
