@@ -26,6 +26,7 @@ from server.asr.models import AsrModelParams
 from server.glossary_access import StoreGlossaryAccess
 from server.http_guard import RequestGuard
 from server.metrics import GatewayMetrics
+from server.openai_audio import router as openai_audio_router
 from server.protocol import PROTOCOL_VERSION
 from server.ratelimit import RateLimiter
 from server.retrieval import (
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(glossary.router.router)
     app.include_router(web.router)
     app.include_router(deepgram_router)
+    app.include_router(openai_audio_router)
     app.mount("/static", web.static_files(), name="static")
     install_error_handlers(app)
     app.add_middleware(RequestGuard, limiter=limiter, max_body_bytes=settings.max_request_bytes)

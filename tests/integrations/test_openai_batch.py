@@ -1,0 +1,81 @@
+"""The official OpenAI Python client's transcription call against a real gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.support.fake_llm import MODEL, FakeLlm
+from tests.support.live_server import SAMPLE, LiveServer, start_server
+
+
+@pytest.fixture(scope="module")
+def translating_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A gateway with a canned LLM: translations without a model (their text is fixed)."""
+    llm = FakeLlm(deltas=2, delta="Wort ").start()
+    server = start_server(
+        tmp_path_factory.mktemp("batch"), "--llm-url", llm.url, "--llm-model", MODEL
+    )
+    yield server
+    server.stop()
+    llm.close()
+
+
+def _client(server: LiveServer) -> OpenAI:
+    return OpenAI(api_key="any-key", base_url=f"{server.http_url}/v1", max_retries=0)
+
+
+def test_openai_client_verbose_json(gateway: LiveServer) -> None:
+    with SAMPLE.open("rb") as audio, _client(gateway) as client:
+        result = client.audio.transcriptions.create(
+            model="whisper-1", file=audio, response_format="verbose_json", language="en"
+        )
+    assert "best of times" in result.text.lower() and "worst of times" in result.text.lower()
+    assert result.duration == pytest.approx(6.4, abs=0.05)
+    assert result.segments and result.segments[0].start >= 0
+    assert result.segments[-1].end <= 6.45
+    extras = result.model_extra["rasst"]  # type: ignore[index]
+    assert extras["translations"] == {} and extras["session_id"]
+    # Faster than real time (no pacing for batch work), with a wide margin for slow CI.
+    assert extras["wall_seconds"] < 60
+
+
+def test_openai_client_srt_with_translation(translating_gateway: LiveServer) -> None:
+    with SAMPLE.open("rb") as audio, _client(translating_gateway) as client:
+        srt = client.audio.transcriptions.create(
+            model="whisper-1",
+            file=audio,
+            response_format="srt",
+            extra_body={"target_language": ["de"]},
+        )
+    assert isinstance(srt, str)
+    assert "00:00:0" in srt and "-->" in srt
+    assert "Wort" in srt  # the canned translation, not the English captions
+    assert "times" not in srt
+
+
+def test_translation_without_translator_is_a_clear_error(gateway: LiveServer) -> None:
+    response = httpx.post(
+        f"{gateway.http_url}/v1/audio/transcriptions",
+        files={"file": ("talk.wav", SAMPLE.read_bytes(), "audio/wav")},
+        data={"target_language": "de"},
+        timeout=30,
+    )
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "llm_unavailable" and "--llm-url" in error["message"]
+
+
+def test_not_a_wav_file_is_415(gateway: LiveServer, tmp_path: Path) -> None:
+    response = httpx.post(
+        f"{gateway.http_url}/v1/audio/transcriptions",
+        files={"file": ("talk.mp3", b"ID3\x03\x00not a wav", "audio/mpeg")},
+        timeout=30,
+    )
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_format"
+    assert "ffmpeg" in response.json()["error"]["message"]
