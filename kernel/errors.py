@@ -54,6 +54,8 @@ class ErrorCode(StrEnum):
     # The glossary database cannot be reached (REST: 503; retry shortly).
     STORE_UNAVAILABLE = "store_unavailable"
     LAGGING = "lagging"
+    # A caption sink (Zoom, YouTube, webhook) refused or failed a delivery: a warning only.
+    SINK_FAILED = "sink_failed"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -100,6 +102,7 @@ _INFO: dict[ErrorCode, _CodeInfo] = {
     ErrorCode.SPEECH_FRONTEND_FAILED: _CodeInfo(500, 1011),
     ErrorCode.STORE_UNAVAILABLE: _CodeInfo(503, 1013),
     ErrorCode.LAGGING: _CodeInfo(503, 1013),
+    ErrorCode.SINK_FAILED: _CodeInfo(502, 1011),
     ErrorCode.INTERNAL_ERROR: _CodeInfo(500, 1011),
 }
 

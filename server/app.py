@@ -38,6 +38,7 @@ from server.retrieval import (
 from server.routes import router
 from server.services import AdmissionParams, GatewayServices, SessionRegistry
 from server.settings import Settings, get_settings
+from server.sinks.routes import router as sinks_router
 from server.translator import (
     DecodingParams,
     FaultParams,
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.include_router(deepgram_router)
     app.include_router(openai_audio_router)
+    app.include_router(sinks_router)
     app.mount("/static", web.static_files(), name="static")
     install_error_handlers(app)
     app.add_middleware(RequestGuard, limiter=limiter, max_body_bytes=settings.max_request_bytes)

@@ -64,7 +64,11 @@ class SessionFeed:
     def close(self) -> None:
         self.closed_at = time.time()
         for queue in list(self._viewers):
-            self._drop(queue)
+            # Followers (viewers, caption sinks) still get the session's last events.
+            try:
+                queue.put_nowait(None)
+            except asyncio.QueueFull:
+                self._drop(queue)
 
     def events(self) -> list[dict[str, Any]]:
         """The events so far, decoded (for subtitle export)."""

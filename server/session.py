@@ -338,6 +338,14 @@ class StreamSession:
                 raise RasstError(ErrorCode.GLOSSARY_NOT_FOUND, "no glossary store is configured")
             self._glossaries = await services.glossaries.load(self._tenant, start.glossary_ids)
         self._feed = services.feeds.open(self.session_id, self._tenant)
+        if start.sinks:
+            services.sinks.attach(
+                self._feed,
+                start.sinks,
+                source_language=start.source_language,
+                target_languages=start.target_languages,
+                warn=lambda message: self._warn(StageWarning(ErrorCode.SINK_FAILED, message)),
+            )
         self._context = SessionContext(
             session_id=self.session_id,
             tenant=self._tenant,
