@@ -21,8 +21,8 @@ from retriever.aggregate import AggregationParams
 from retriever.word_evidence import WordRetrievalParams
 from server import web
 from server.asr.front_end import FrontEndParams
-from server.deepgram.route import router as deepgram_router
 from server.asr.models import AsrModelParams
+from server.deepgram.route import router as deepgram_router
 from server.glossary_access import StoreGlossaryAccess
 from server.http_guard import RequestGuard
 from server.metrics import GatewayMetrics

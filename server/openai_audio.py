@@ -71,15 +71,17 @@ async def transcriptions(
     batch = BatchRequest(
         audio=audio,
         source_language=(language or "en").split("-")[0],
-        target_languages=tuple([*(target_language or ()), *(target_language_brackets or ())]),
-        glossary_ids=tuple([*(glossary or ()), *(glossary_brackets or ())]),
+        target_languages=(*(target_language or ()), *(target_language_brackets or ())),
+        glossary_ids=(*(glossary or ()), *(glossary_brackets or ())),
         lm=lm,
         api_key=key_from_headers(
             request.headers.get("authorization"), request.headers.get("x-api-key")
         ),
         client_host=client.host if client else None,
     )
-    output_lang = subtitle_language or (batch.target_languages[0] if batch.target_languages else None)
+    output_lang = subtitle_language or (
+        batch.target_languages[0] if batch.target_languages else None
+    )
     if stream:
         return StreamingResponse(
             _sse(services, batch, response_format, output_lang),
@@ -150,7 +152,10 @@ def _segments(result: BatchResult) -> list[dict[str, Any]]:
 def _extras(result: BatchResult) -> dict[str, Any]:
     started = next(e for e in result.events if e["type"] == "session.started")
     terms = [
-        {**t, "chunk": e["chunk"]} for e in result.events if e["type"] == "terms" for t in e["terms"]
+        {**t, "chunk": e["chunk"]}
+        for e in result.events
+        if e["type"] == "terms"
+        for t in e["terms"]
     ]
     return {
         "session_id": result.session_id,

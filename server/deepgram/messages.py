@@ -43,7 +43,9 @@ class ResultMapper:
                 return []
             out = [self._results(event)]
             if event["final"] and self._params.utterance_end_ms is not None:
-                out.append({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": event["end"]})
+                out.append(
+                    {"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": event["end"]}
+                )
             return out
         if kind == "translation.commit" and event["text"]:
             return [

@@ -53,7 +53,9 @@ def youtube_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}"
 
 
-def youtube_request(url: str, seq: int, at: datetime, text: str) -> tuple[str, dict[str, str], bytes]:
+def youtube_request(
+    url: str, seq: int, at: datetime, text: str
+) -> tuple[str, dict[str, str], bytes]:
     body = f"{youtube_time(at)}\n{text.replace(chr(10), '<br>')}\n"
     return (
         with_query(url, seq=seq),

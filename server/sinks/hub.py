@@ -44,9 +44,7 @@ class SinkHub:
                     f"(it has {languages})",
                 )
         runners = [
-            SinkRunner(
-                spec, feed, source_language=source_language, after_seq=after_seq, warn=warn
-            )
+            SinkRunner(spec, feed, source_language=source_language, after_seq=after_seq, warn=warn)
             for spec in specs
         ]
         for runner in runners:

@@ -118,12 +118,11 @@ class SinkRunner:
         """The event as a caption in this sink's language, or None."""
         lang = self.spec.lang or self._source
         kind = event.get("type")
-        if lang == self._source and kind == "caption" and event["final"] and event["text"]:
-            text = str(event["text"]).strip()
-        elif kind == "translation.commit" and event["lang"] == lang and event["text"]:
-            text = str(event["text"]).strip()
-        else:
+        source_caption = lang == self._source and kind == "caption" and event["final"]
+        translation = kind == "translation.commit" and event["lang"] == lang
+        if not (source_caption or translation) or not event["text"]:
             return None
+        text = str(event["text"]).strip()
         return {
             "type": "caption" if kind == "caption" else "translation",
             "lang": lang,
@@ -150,7 +149,9 @@ class SinkRunner:
                 return
             problem = f"HTTP {response.status_code}"
         self.failed += 1
-        self._report(f"a caption was not delivered after {1 + len(_RETRY_DELAYS)} tries ({problem})")
+        self._report(
+            f"a caption was not delivered after {1 + len(_RETRY_DELAYS)} tries ({problem})"
+        )
 
     def _report(self, problem: str) -> None:
         host = urlsplit(self.spec.url).netloc

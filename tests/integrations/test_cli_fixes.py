@@ -15,7 +15,9 @@ from tests.support.live_server import REPO, SAMPLE, LiveServer
 ACL_DE = REPO.parent / "shared" / "data" / "acl6060" / "dev.en-de.jsonl"
 
 
-def rasst(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def rasst(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cli.main", *args],
         cwd=REPO,
@@ -54,8 +56,15 @@ def test_stream_speed_zero_paces_at_the_server_limit(gateway: LiveServer) -> Non
 
 def test_missing_tts_program_names_the_package(tmp_path: Path) -> None:
     done = rasst(
-        "data", "synth", str(ACL_DE), "--max-segments", "1", "--talk", "2022.acl-long.268",
-        "--cache-dir", str(tmp_path),
+        "data",
+        "synth",
+        str(ACL_DE),
+        "--max-segments",
+        "1",
+        "--talk",
+        "2022.acl-long.268",
+        "--cache-dir",
+        str(tmp_path),
         env={"PATH": str(tmp_path)},  # no flite on this PATH
     )
     assert done.returncode == 2

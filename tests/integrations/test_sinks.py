@@ -24,7 +24,11 @@ YOUTUBE_BODY = re.compile(r"\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\n[^\n]+\n\Z"
 
 @pytest.fixture
 def receivers() -> Iterator[dict[str, HttpReceiver]]:
-    made = {"zoom": HttpReceiver(fail_first=1), "youtube": HttpReceiver(), "webhook": HttpReceiver()}
+    made = {
+        "zoom": HttpReceiver(fail_first=1),
+        "youtube": HttpReceiver(),
+        "webhook": HttpReceiver(),
+    }
     yield made
     for receiver in made.values():
         receiver.close()
@@ -52,7 +56,8 @@ def _sample_twice(path: Path) -> Path:
 async def _settle(receivers: dict[str, HttpReceiver], count: int) -> None:
     """Sinks deliver after the events: wait (bounded) for the receivers to see them."""
     async with asyncio.timeout(15):
-        while any(len(r.delivered()) < count for r in receivers.values()):
+        # The receivers run in their own threads: there is no asyncio event to wait on.
+        while any(len(r.delivered()) < count for r in receivers.values()):  # noqa: ASYNC110
             await asyncio.sleep(0.1)
 
 
@@ -137,7 +142,9 @@ async def test_rest_attaches_a_webhook_to_a_live_session(gateway: LiveServer) ->
                         f"/v1/sessions/{session}/sinks",
                         json={"kind": "webhook", "url": f"{hook.url}/x", "lang": "de"},
                     )
-                    assert bad.status_code == 422 and "not produced" in bad.json()["error"]["message"]
+                    assert (
+                        bad.status_code == 422 and "not produced" in bad.json()["error"]["message"]
+                    )
         finals = [e for e in events if e["type"] == "caption" and e["final"]]
         await _settle({"hook": hook}, len(finals))
         async with httpx.AsyncClient(base_url=gateway.http_url, timeout=10) as client:

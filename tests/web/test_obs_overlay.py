@@ -97,12 +97,18 @@ def test_obs_overlay_is_transparent_large_and_n_lines(
 def test_obs_overlay_toggles_terms_language_and_lines(
     obs_page: Page, gateway: LiveServer, finished_session: dict, artifacts: Path
 ) -> None:
-    _open(obs_page, gateway, finished_session["viewer_token"], "obs=1&lang=en&lines=3&terms=0&size=30")
+    _open(
+        obs_page, gateway, finished_session["viewer_token"], "obs=1&lang=en&lines=3&terms=0&size=30"
+    )
     assert obs_page.locator("#lines mark, #lines .gloss").count() == 0
     assert 1 <= obs_page.locator("#lines p.final").count() <= 3
-    size = obs_page.evaluate("parseFloat(getComputedStyle(document.getElementById('lines')).fontSize)")
+    size = obs_page.evaluate(
+        "parseFloat(getComputedStyle(document.getElementById('lines')).fontSize)"
+    )
     assert size == 30
     # A target language of a captions-only session: the original with the terms in German.
     _open(obs_page, gateway, finished_session["viewer_token"], "obs=1&lang=de")
-    assert "schlechteste der Zeiten" in " ".join(obs_page.locator("#lines .gloss").all_inner_texts())
+    assert "schlechteste der Zeiten" in " ".join(
+        obs_page.locator("#lines .gloss").all_inner_texts()
+    )
     obs_page.screenshot(path=str(artifacts / "obs-overlay-de-terms.png"), omit_background=True)
