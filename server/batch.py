@@ -105,10 +105,12 @@ async def run_batch(
 ) -> BatchResult:
     """Run ``request`` to its summary; a fatal session error is raised as RasstError."""
     if request.target_languages and services.translator is None:
+        # A 4xx: the request asks for what this server is not configured to do, and
+        # retrying will not help (llm_unavailable is for a translator that is down).
         raise RasstError(
-            ErrorCode.LLM_UNAVAILABLE,
-            "translations need a translator, and this server has none (start it with "
-            "--llm-url); leave out the target language for captions only",
+            ErrorCode.VALIDATION_FAILED,
+            "target_language: translations need a translator, and this server has none "
+            "(start it with --llm-url); leave out the target language for captions only",
         )
     bridge = SessionBridge(client_host=request.client_host)
     session = StreamSession(bridge.as_websocket(), bridged_services(services, unpaced=True))

@@ -44,7 +44,7 @@ _LANGUAGE_NAMES = {"en": "english", "de": "german", "zh": "chinese", "ja": "japa
     responses={
         200: {"description": "Transcript (and translations) in the requested format."},
         415: {"description": "The file is not a 16-bit PCM WAV file"},
-        503: {"description": "Translations were asked of a server without a translator"},
+        422: {"description": "Invalid fields, or translations asked of a server without one"},
     },
 )
 async def transcriptions(

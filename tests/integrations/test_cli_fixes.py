@@ -42,7 +42,7 @@ def test_subtitles_of_a_file_run_as_batch_work(gateway: LiveServer, tmp_path: Pa
 def test_subtitles_to_a_language_needs_a_translator(gateway: LiveServer) -> None:
     done = rasst("subtitles", str(SAMPLE), "--to", "de", "--server", gateway.http_url)
     assert done.returncode == 1
-    assert "llm_unavailable" in done.stderr and "--llm-url" in done.stderr
+    assert "validation_failed" in done.stderr and "--llm-url" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import wave
 
+import httpx
 import pytest
 from deepgram import AsyncDeepgramClient
 from deepgram.environment import DeepgramClientEnvironment
 from deepgram.listen.v1.types import ListenV1Metadata, ListenV1Results
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError
 
 from tests.support.live_server import SAMPLE, LiveServer
@@ -89,3 +92,46 @@ async def test_unsupported_encoding_is_an_error_message(gateway: LiveServer) -> 
     assert getattr(error, "type", None) == "Error"
     assert getattr(error, "variant", None) == "unsupported_encoding"
     assert "linear16" in getattr(error, "description", "")
+
+
+async def test_translations_and_terms_are_extension_messages(
+    translating_gateway: LiveServer,
+) -> None:
+    """target_language and glossary: Translation and Terms beside Deepgram's Results."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        upload = await client.post(
+            f"{translating_gateway.http_url}/v1/glossaries",
+            files={"file": ("t.csv", "en,de\nworst of times,schlechteste der Zeiten\n")},
+        )
+    assert upload.status_code == 201, upload.text
+    query = f"encoding=linear16&sample_rate=16000&target_language=de&glossary={upload.json()['id']}"
+    url = f"ws://127.0.0.1:{translating_gateway.port}/v1/listen?{query}"
+    messages: list[dict] = []
+    async with connect(url, additional_headers={"Authorization": "Token k"}) as ws:
+        sender = asyncio.create_task(_stream(_RawSocket(ws), _pcm()))
+        async with asyncio.timeout(60):
+            async for text in ws:
+                messages.append(json.loads(text))
+        await sender
+    kinds = [m["type"] for m in messages]
+    assert "Results" in kinds and kinds[-1] == "Metadata"
+    translations = [m for m in messages if m["type"] == "Translation"]
+    assert translations and all(m["lang"] == "de" and "Wort" in m["text"] for m in translations)
+    terms = [t for m in messages if m["type"] == "Terms" for t in m["terms"]]
+    assert any(t["targets"] == {"de": "schlechteste der Zeiten"} for t in terms), terms
+
+
+class _RawSocket:
+    """The three calls _stream makes, over a plain websockets connection."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+
+    async def send_media(self, data: bytes) -> None:
+        await self._ws.send(data)
+
+    async def send_keep_alive(self) -> None:
+        await self._ws.send(json.dumps({"type": "KeepAlive"}))
+
+    async def send_close_stream(self) -> None:
+        await self._ws.send(json.dumps({"type": "CloseStream"}))

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from openai import OpenAI
 
-from tests.support.fake_llm import MODEL, FakeLlm
-from tests.support.live_server import SAMPLE, LiveServer, start_server
-
-
-@pytest.fixture(scope="module")
-def translating_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A gateway with a canned LLM: translations without a model (their text is fixed)."""
-    llm = FakeLlm(deltas=2, delta="Wort ").start()
-    server = start_server(
-        tmp_path_factory.mktemp("batch"), "--llm-url", llm.url, "--llm-model", MODEL
-    )
-    yield server
-    server.stop()
-    llm.close()
+from tests.support.live_server import SAMPLE, LiveServer
 
 
 def _client(server: LiveServer) -> OpenAI:
@@ -65,9 +51,10 @@ def test_translation_without_translator_is_a_clear_error(gateway: LiveServer) ->
         data={"target_language": "de"},
         timeout=30,
     )
-    assert response.status_code == 503
+    assert response.status_code == 422
     error = response.json()["error"]
-    assert error["code"] == "llm_unavailable" and "--llm-url" in error["message"]
+    assert error["code"] == "validation_failed" and "--llm-url" in error["message"]
+    assert error["message"].startswith("target_language")
 
 
 def test_not_a_wav_file_is_415(gateway: LiveServer, tmp_path: Path) -> None:
