@@ -66,7 +66,8 @@ async def transcriptions(
     lm: Annotated[int, Form(ge=1, le=4)] = 2,
 ) -> Response:
     """Transcribe (and translate) a recording, faster than real time."""
-    audio = decode_wav(await file.read())
+    # Parsing and resampling a long recording takes a while: off the event loop.
+    audio = await asyncio.to_thread(decode_wav, await file.read())
     client = request.client
     batch = BatchRequest(
         audio=audio,

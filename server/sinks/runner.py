@@ -82,6 +82,17 @@ class SinkRunner:
         self.task = asyncio.create_task(self.run(), name=f"sink-{self.spec.kind}-{self.id}")
 
     async def run(self) -> None:
+        try:
+            await self._follow()
+        except Exception as exc:  # a sink's bug must not go unnoticed, nor reach the session
+            log.exception("caption sink failed", extra={"session_id": self._feed.session_id})
+            self._report(f"stopped by an internal error ({type(exc).__name__})")
+            return
+        if self._feed.live:
+            # The feed dropped this sink: it fell 1000 events behind the session.
+            self._report("the destination is too slow; this sink stopped (the session goes on)")
+
+    async def _follow(self) -> None:
         async with httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=False) as client:
             async for text in self._feed.follow():
                 event = json.loads(text)
@@ -90,9 +101,6 @@ class SinkRunner:
                 request = self._request(event)
                 if request is not None:
                     await self._deliver(client, *request)
-        if self._feed.live:
-            # The feed dropped this sink: it fell 1000 events behind the session.
-            self._report("the destination is too slow; this sink stopped (the session goes on)")
 
     def _request(self, event: dict[str, Any]) -> tuple[str, dict[str, str], bytes] | None:
         kind = self.spec.kind
