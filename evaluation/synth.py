@@ -38,7 +38,7 @@ class ToolMissing(RuntimeError):
 
 
 # Debian package per program (the names the test machines' system_deps.sh installs).
-_PACKAGES = {"flite": "flite", "text2wave": "festival festvox-us-slt-hts"}
+_PACKAGES = {"flite": "flite", "text2wave": "festival festvox-us-slt-hts", "sox": "sox"}
 
 
 def require_tool(program: str) -> None:
@@ -46,7 +46,7 @@ def require_tool(program: str) -> None:
     if shutil.which(program) is None:
         package = _PACKAGES.get(program, program)
         raise ToolMissing(
-            f"the TTS program {program!r} is not installed: `apt-get install {package}` "
+            f"the program {program!r} is not installed: `apt-get install {package}` "
             "(Debian/Ubuntu), or choose another engine with --voice "
             "(flite:slt, festival:cmu_us_slt_arctic_hts)"
         )
@@ -209,6 +209,7 @@ def stretch(samples: np.ndarray, tempo: float, workdir: Path) -> np.ndarray:
     """Speed speech up by ``tempo`` without changing its pitch (sox's WSOLA ``tempo -s``)."""
     src, dst = workdir / "stretch-in.wav", workdir / "stretch-out.wav"
     _write_wav(src, samples)
+    require_tool("sox")
     subprocess.run(
         ["sox", str(src), str(dst), "tempo", "-s", f"{tempo:.4f}"],
         check=True,
