@@ -11,12 +11,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
-import httpx
+from kernel.probe import NotHealthy, wait_until_healthy
 
 READY_TIMEOUT = 120.0  # seconds; speech workers load the Whisper model at start-up
 
@@ -82,20 +84,16 @@ class EmbeddedGateway:
 
     def _wait_ready(self) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"the gateway exited with {self._process.returncode}:\n{self.log()[-4000:]}"
-                )
-            try:
-                if httpx.get(f"{self.http_url}/readyz", timeout=2.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"the gateway was not ready after {READY_TIMEOUT:g} s")
+        try:
+            wait_until_healthy(
+                f"{self.http_url}/readyz",
+                READY_TIMEOUT,
+                process=self._process,
+                describe_exit=lambda code: f"the gateway exited with {code}:\n{self.log()[-4000:]}",
+            )
+        except NotHealthy as exc:
+            self.stop()
+            raise RuntimeError(str(exc)) from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -118,3 +116,38 @@ class EmbeddedGateway:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class GatewayConfig(Protocol):
+    """What an offline run says about its gateway (``EvalConfig`` has all of it)."""
+
+    @property
+    def server(self) -> str | None: ...
+    @property
+    def out(self) -> Path: ...
+    @property
+    def llm_url(self) -> str | None: ...
+    @property
+    def llm_model(self) -> str | None: ...
+    @property
+    def workers(self) -> int | None: ...
+
+
+@contextmanager
+def gateway_for(config: GatewayConfig) -> Iterator[str]:
+    """The base URL of the run's gateway: ``--server`` if given, else one started for it.
+
+    The evaluation, the sweep and the term_map ablation all run this way; an embedded
+    gateway keeps its data (and log) in ``out/gateway`` and stops when the block ends.
+    """
+    if config.server:
+        yield config.server.rstrip("/")
+        return
+    options = EmbeddedOptions(
+        data_dir=config.out / "gateway",
+        llm_url=config.llm_url,
+        llm_model=config.llm_model,
+        workers=config.workers,
+    )
+    with EmbeddedGateway(options) as gateway:
+        yield gateway.http_url

@@ -7,7 +7,6 @@ import importlib.metadata
 import json
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from evaluation.dataset import (
     resolve_dataset,
     term_occurrences,
 )
-from evaluation.embedded import EmbeddedGateway, EmbeddedOptions
+from evaluation.embedded import gateway_for
 from evaluation.metrics.bleu import corpus_quality, is_char_level
 from evaluation.metrics.cost import cost_summary
 from evaluation.metrics.latency import (
@@ -97,21 +96,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None) -> dict[str, 
     words = load_words(words_path, [t.talk_id for t in talks]) if words_path else {}
     synthesised = synthesise(talks, config.voice, config.cache_dir, progress)
 
-    with ExitStack() as stack:
-        if config.server:
-            base_url = config.server.rstrip("/")
-        else:
-            gateway = stack.enter_context(
-                EmbeddedGateway(
-                    EmbeddedOptions(
-                        data_dir=config.out / "gateway",
-                        llm_url=config.llm_url,
-                        llm_model=config.llm_model,
-                        workers=config.workers,
-                    )
-                )
-            )
-            base_url = gateway.http_url
+    with gateway_for(config) as base_url:
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         with httpx.Client(base_url=base_url, headers=headers, timeout=gl.TIMEOUT) as client:
             glossaries = prepare_glossaries(client, config, talks)

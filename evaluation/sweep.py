@@ -12,7 +12,6 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from rich.progress import Progress
 
 from evaluation import glossaries as gl
 from evaluation.dataset import load_talks, resolve_dataset
-from evaluation.embedded import EmbeddedGateway, EmbeddedOptions
+from evaluation.embedded import gateway_for
 from evaluation.harness import EvalConfig, run_eval
 from evaluation.report import plot_sweep, sweep_table
 
@@ -60,20 +59,7 @@ def run_sweep(
     base = config.base
     base.out.mkdir(parents=True, exist_ok=True)
     reports: list[dict[str, Any]] = []
-    with ExitStack() as stack:
-        server = base.server
-        if server is None:
-            gateway = stack.enter_context(
-                EmbeddedGateway(
-                    EmbeddedOptions(
-                        data_dir=base.out / "gateway",
-                        llm_url=base.llm_url,
-                        llm_model=base.llm_model,
-                        workers=base.workers,
-                    )
-                )
-            )
-            server = gateway.http_url
+    with gateway_for(base) as server:
         headers = {"Authorization": f"Bearer {base.api_key}"} if base.api_key else {}
         with httpx.Client(base_url=server, headers=headers, timeout=gl.TIMEOUT) as client:
             sizes = upload_sizes(client, config)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 
-from glossary.store import DEFAULT_TENANT, GlossaryStore
+from glossary.store import GlossaryStore
+from glossary.tenants import DEFAULT_TENANT
 from kernel.errors import ErrorCode, RasstError
 
 

@@ -4,44 +4,45 @@ The router only authenticates, reads the request and shapes the response;
 parsing runs in ``glossary.service``, document reading and term extraction for
 drafts in ``glossary.extract``, storage in ``glossary.store``, all off the
 event loop.
+
+Why one module past 400 lines: it is one decorated function per REST route (with its OpenAPI
+declaration); form parsing lives in ``glossary.forms``, the OpenAPI pieces in
+``glossary.openapi``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import ClientDisconnect
 
 from glossary.auth import authenticate, check_admin
 from glossary.extract import (
-    DEFAULT_MAX_TERMS,
-    MAX_TERMS,
     DraftRequest,
     ExtractionLimits,
     GlossaryDraft,
     TermFilterParams,
-    UploadedDocument,
     draft_glossary,
 )
-from glossary.formats import IMPORT_FORMATS, export_glossary
-from glossary.languages import canonical_language
+from glossary.formats import export_glossary
+from glossary.forms import read_extract_form, read_upload
 from glossary.model import GlossaryEntry
+from glossary.openapi import (
+    ADMIN_ERRORS,
+    ERRORS,
+    UPLOAD_ERRORS,
+    WRITE_ERRORS,
+    extract_body_doc,
+    upload_body_doc,
+)
 from glossary.report import ImportReport
 from glossary.schemas import (
     ApiKeyCreated,
     ApiKeyOut,
     EntryOut,
-    ErrorEnvelope,
-    GlossaryCreate,
     GlossaryDetail,
     GlossaryList,
     GlossaryPatch,
@@ -52,20 +53,17 @@ from glossary.schemas import (
     TenantCreated,
     TenantOut,
 )
-from glossary.service import UploadRequest, glossary_name, parse_entries, parse_upload
+from glossary.service import glossary_name, parse_entries, parse_upload
 from glossary.settings import GlossarySettings
 from glossary.store import GlossaryStore
-from glossary.validation import normalise_text, report_error, storable
-from kernel.errors import ErrorCode, RasstError
+from glossary.validation import normalise_text, storable
+from kernel.errors import ErrorCode, ErrorEnvelope, RasstError
 
-# Multipart framing and the small form fields around the file.
-_MULTIPART_OVERHEAD = 64 * 1024
 # Paging offsets the database can bind (a glossary never has this many entries anyway).
 MAX_OFFSET = 2**31 - 1
 # Glossary drafts read documents with pure-Python parsers that hold the GIL:
 # at most this many at once per gateway process; further requests wait.
 _EXTRACT_CONCURRENCY = 2
-_MAX_DRAFT_LANGUAGES = 8
 
 
 def get_store(request: Request) -> GlossaryStore:
@@ -106,113 +104,6 @@ IfMatch = Annotated[
     Header(description='Only change the glossary if it is still at this ETag (e.g. "3").'),
 ]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorEnvelope, "description": text}
-    for code, text in {
-        401: "Missing, unknown or revoked API key.",
-        404: "No such glossary for this tenant.",
-        422: "Invalid request or glossary; detail.report lists every problem.",
-    }.items()
-}
-_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_ERRORS,
-    413: {"model": ErrorEnvelope, "description": "File larger than the limit."},
-    415: {"model": ErrorEnvelope, "description": "Not CSV, TSV, JSON, TBX or TMX."},
-}
-_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_UPLOAD_ERRORS,
-    412: {"model": ErrorEnvelope, "description": "If-Match does not match the current ETag."},
-}
-
-
-def _upload_body_doc() -> dict[str, Any]:
-    json_schema = GlossaryCreate.model_json_schema(ref_template="#/components/schemas/{model}")
-    json_schema.pop("$defs", None)
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {
-                                "type": "string",
-                                "format": "binary",
-                                "description": "CSV, TSV, JSON, TBX-Basic or TMX 1.4; UTF-8 or "
-                                "UTF-16.",
-                            },
-                            "name": {"type": "string", "maxLength": 200},
-                            "format": {
-                                "type": "string",
-                                "enum": list(IMPORT_FORMATS),
-                                "description": "Detected from the content when absent.",
-                            },
-                            "source_language": {
-                                "type": "string",
-                                "description": "Overrides the file's source language.",
-                            },
-                            "target_language": {
-                                "type": "string",
-                                "description": "For headerless two-column files only.",
-                            },
-                        },
-                    }
-                },
-                "application/json": {"schema": json_schema},
-            },
-        }
-    }
-
-
-def _extract_body_doc() -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {
-                                "type": "array",
-                                "items": {"type": "string", "format": "binary"},
-                                "description": "One or more documents (repeat the field): "
-                                "PDF, PPTX, HTML, Markdown or plain text; each up to the "
-                                "glossary upload limit.",
-                            },
-                            "langs": {
-                                "type": "string",
-                                "description": "Target languages, comma-separated (zh,de); "
-                                "the field may repeat.",
-                            },
-                            "max_terms": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": MAX_TERMS,
-                                "default": DEFAULT_MAX_TERMS,
-                            },
-                            "use_llm": {
-                                "type": "boolean",
-                                "description": "Filter and translate with the configured LLM "
-                                "(default: true when one is configured).",
-                            },
-                            "save": {
-                                "type": "boolean",
-                                "default": False,
-                                "description": "Also store the draft as a glossary.",
-                            },
-                            "name": {"type": "string", "maxLength": 200},
-                        },
-                    }
-                }
-            },
-        }
-    }
-
-
 router = APIRouter(prefix="/v1")
 
 
@@ -224,14 +115,14 @@ router = APIRouter(prefix="/v1")
     tags=["glossaries"],
     status_code=status.HTTP_201_CREATED,
     response_model=GlossaryWritten,
-    responses=_UPLOAD_ERRORS,
-    openapi_extra=_upload_body_doc(),
+    responses=UPLOAD_ERRORS,
+    openapi_extra=upload_body_doc(),
     summary="Upload a glossary (multipart file or JSON body)",
 )
 async def create_glossary(
     request: Request, response: Response, store: StoreDep, tenant: TenantDep
 ) -> GlossaryWritten:
-    upload = await _read_upload(request, store)
+    upload = await read_upload(request, store)
 
     def work() -> GlossaryWritten:
         parsed = parse_upload(upload, store.limits)
@@ -251,11 +142,11 @@ async def create_glossary(
     tags=["glossaries"],
     response_model=GlossaryDraft,
     responses={
-        **_UPLOAD_ERRORS,
+        **UPLOAD_ERRORS,
         201: {"model": GlossaryDraft, "description": "Drafted and saved (save=true)."},
         415: {"model": ErrorEnvelope, "description": "Not PDF, PPTX, HTML, Markdown or text."},
     },
-    openapi_extra=_extract_body_doc(),
+    openapi_extra=extract_body_doc(),
     summary="Draft a glossary from the talk's documents (paper, slides)",
 )
 async def extract_glossary(
@@ -271,7 +162,7 @@ async def extract_glossary(
     ``POST /v1/glossaries``; or send ``save=true`` to store it at once (201).
     """
     limits = ExtractionLimits(max_file_bytes=store.limits.max_file_bytes)
-    form = await _read_extract_form(request, limits, store.limits.max_name_chars)
+    form = await read_extract_form(request, limits, store.limits.max_name_chars)
     llm = (
         TermFilterParams(
             url=settings.llm_url, model=settings.llm_model, api_key=settings.llm_api_key
@@ -309,7 +200,7 @@ async def extract_glossary(
     return draft.model_copy(update={"glossary_id": written.id, "saved": written})
 
 
-@router.get("/glossaries", tags=["glossaries"], response_model=GlossaryList, responses=_ERRORS)
+@router.get("/glossaries", tags=["glossaries"], response_model=GlossaryList, responses=ERRORS)
 def list_glossaries(
     store: StoreDep,
     tenant: TenantDep,
@@ -326,7 +217,7 @@ def list_glossaries(
     "/glossaries/{glossary_id}",
     tags=["glossaries"],
     response_model=GlossaryDetail,
-    responses={**_ERRORS, 304: {"description": "Unchanged since If-None-Match."}},
+    responses={**ERRORS, 304: {"description": "Unchanged since If-None-Match."}},
     summary="A glossary with one page of its entries",
 )
 def get_glossary(
@@ -354,8 +245,8 @@ def get_glossary(
     "/glossaries/{glossary_id}",
     tags=["glossaries"],
     response_model=GlossaryWritten,
-    responses=_WRITE_ERRORS,
-    openapi_extra=_upload_body_doc(),
+    responses=WRITE_ERRORS,
+    openapi_extra=upload_body_doc(),
     summary="Replace all entries (multipart file or JSON body)",
 )
 async def replace_glossary(
@@ -367,7 +258,7 @@ async def replace_glossary(
     if_match: IfMatch = None,
 ) -> GlossaryWritten:
     expected = _expected_version(if_match)
-    upload = await _read_upload(request, store)
+    upload = await read_upload(request, store)
 
     def work() -> GlossaryWritten:
         current = store.get_info(tenant, glossary_id)
@@ -393,7 +284,7 @@ async def replace_glossary(
     "/glossaries/{glossary_id}",
     tags=["glossaries"],
     response_model=GlossaryPatched,
-    responses={**_ERRORS, 412: _WRITE_ERRORS[412]},
+    responses={**ERRORS, 412: WRITE_ERRORS[412]},
     summary="Rename, add or replace entries, remove entries",
 )
 def patch_glossary(
@@ -445,7 +336,7 @@ def patch_glossary(
     "/glossaries/{glossary_id}",
     tags=["glossaries"],
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**_ERRORS, 412: _WRITE_ERRORS[412]},
+    responses={**ERRORS, 412: WRITE_ERRORS[412]},
 )
 def delete_glossary(
     glossary_id: str, store: StoreDep, tenant: TenantDep, if_match: IfMatch = None
@@ -458,7 +349,7 @@ def delete_glossary(
     "/glossaries/{glossary_id}/export",
     tags=["glossaries"],
     responses={
-        **_ERRORS,
+        **ERRORS,
         200: {
             "description": "The glossary as a file.",
             "content": {
@@ -494,11 +385,6 @@ def export(
 # -- tenants and keys (admin) ------------------------------------------------------------------
 
 _admin = [Depends(require_admin)]
-_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorEnvelope, "description": "Missing or wrong admin key."},
-    403: {"model": ErrorEnvelope, "description": "Admin API disabled (no RASST_ADMIN_KEY)."},
-    404: {"model": ErrorEnvelope, "description": "No such tenant or key."},
-}
 
 
 @router.post(
@@ -507,7 +393,7 @@ _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     dependencies=_admin,
     status_code=status.HTTP_201_CREATED,
     response_model=TenantCreated,
-    responses={**_ADMIN_ERRORS, 409: {"model": ErrorEnvelope}},
+    responses={**ADMIN_ERRORS, 409: {"model": ErrorEnvelope}},
     summary="Create a tenant and its first API key",
 )
 def create_tenant(body: TenantCreate, store: StoreDep) -> TenantCreated:
@@ -524,7 +410,7 @@ def create_tenant(body: TenantCreate, store: StoreDep) -> TenantCreated:
     tags=["tenants"],
     dependencies=_admin,
     response_model=list[TenantOut],
-    responses=_ADMIN_ERRORS,
+    responses=ADMIN_ERRORS,
 )
 def list_tenants(store: StoreDep) -> list[TenantOut]:
     return [TenantOut.of(t) for t in store.list_tenants()]
@@ -536,7 +422,7 @@ def list_tenants(store: StoreDep) -> list[TenantOut]:
     dependencies=_admin,
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
-    responses=_ADMIN_ERRORS,
+    responses=ADMIN_ERRORS,
 )
 def create_key(tenant_id: str, store: StoreDep) -> ApiKeyCreated:
     key, plain = store.create_api_key(tenant_id)
@@ -548,7 +434,7 @@ def create_key(tenant_id: str, store: StoreDep) -> ApiKeyCreated:
     tags=["tenants"],
     dependencies=_admin,
     response_model=list[ApiKeyOut],
-    responses=_ADMIN_ERRORS,
+    responses=ADMIN_ERRORS,
 )
 def list_keys(tenant_id: str, store: StoreDep) -> list[ApiKeyOut]:
     return [ApiKeyOut.of(k) for k in store.list_api_keys(tenant_id)]
@@ -559,7 +445,7 @@ def list_keys(tenant_id: str, store: StoreDep) -> list[ApiKeyOut]:
     tags=["tenants"],
     dependencies=_admin,
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_ADMIN_ERRORS,
+    responses=ADMIN_ERRORS,
 )
 def revoke_key(tenant_id: str, key_id: str, store: StoreDep) -> Response:
     store.revoke_api_key(tenant_id, key_id)
@@ -567,221 +453,6 @@ def revoke_key(tenant_id: str, key_id: str, store: StoreDep) -> Response:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-async def _body_chunks(request: Request) -> AsyncGenerator[bytes, None]:
-    """The request body as it arrives; a client that hangs up mid-body is a 400, not a crash."""
-    try:
-        async for chunk in request.stream():
-            yield chunk
-    except ClientDisconnect:
-        raise RasstError(
-            ErrorCode.BAD_REQUEST, "the client disconnected before the whole body arrived"
-        ) from None
-
-
-async def _read_upload(request: Request, store: GlossaryStore) -> UploadRequest:
-    limit = store.limits.max_file_bytes
-    cap = limit + _MULTIPART_OVERHEAD
-    too_large = report_error(
-        ErrorCode.PAYLOAD_TOO_LARGE,
-        f"the upload is larger than the {limit}-byte limit",
-        ImportReport(format="unknown"),
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > cap:
-        raise too_large
-    body = bytearray()
-    async for chunk in _body_chunks(request):
-        body += chunk
-        if len(body) > cap:
-            raise too_large
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type == "multipart/form-data":
-        return await _read_multipart(request, bytes(body))
-    if content_type == "application/json":
-        try:
-            return UploadRequest(body=GlossaryCreate.model_validate_json(bytes(body)))
-        except ValidationError as exc:
-            problems = [
-                {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False)
-            ]
-            raise RasstError(
-                ErrorCode.VALIDATION_FAILED, "the JSON body is not a glossary", detail=problems
-            ) from None
-    raise RasstError(
-        ErrorCode.UNSUPPORTED_FORMAT,
-        "send multipart/form-data with a 'file' field, or an application/json glossary",
-    )
-
-
-async def _read_multipart(request: Request, body: bytes) -> UploadRequest:
-    async def replay() -> AsyncGenerator[bytes, None]:
-        yield body
-
-    try:
-        form = await MultiPartParser(request.headers, replay(), max_files=1, max_fields=16).parse()
-    except MultiPartException as exc:
-        raise RasstError(
-            ErrorCode.VALIDATION_FAILED, f"bad multipart body: {exc.message}"
-        ) from None
-    try:
-        file = form.get("file")
-        if not isinstance(file, UploadFile):
-            raise RasstError(ErrorCode.VALIDATION_FAILED, "multipart field 'file' is required")
-        data = await file.read()
-
-        def field(name: str) -> str | None:
-            value = form.get(name)
-            return value.strip() or None if isinstance(value, str) else None
-
-        return UploadRequest(
-            data=data,
-            filename=file.filename,
-            name=field("name"),
-            format=field("format"),
-            source_language=field("source_language"),
-            target_language=field("target_language"),
-        )
-    finally:
-        await form.close()
-
-
-@dataclass(frozen=True, slots=True)
-class _ExtractForm:
-    uploads: tuple[UploadedDocument, ...]
-    languages: tuple[str, ...]
-    max_terms: int
-    use_llm: bool | None
-    save: bool
-    name: str | None
-
-
-async def _read_extract_form(
-    request: Request, limits: ExtractionLimits, max_name_chars: int
-) -> _ExtractForm:
-    """The multipart form of an extraction, streamed (files beyond 1 MiB spool to disk)."""
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != "multipart/form-data":
-        raise RasstError(
-            ErrorCode.UNSUPPORTED_FORMAT,
-            "send multipart/form-data with one or more 'file' fields",
-        )
-    cap = limits.max_files * limits.max_file_bytes + _MULTIPART_OVERHEAD
-    too_large = RasstError(
-        ErrorCode.PAYLOAD_TOO_LARGE,
-        f"the upload is larger than {limits.max_files} files of {limits.max_file_bytes} bytes",
-        detail={"file": None, "reason": "request_too_large"},
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > cap:
-        raise too_large
-
-    async def bounded() -> AsyncGenerator[bytes, None]:
-        received = 0
-        async for chunk in _body_chunks(request):
-            received += len(chunk)
-            if received > cap:
-                raise too_large
-            yield chunk
-
-    try:
-        form = await MultiPartParser(
-            request.headers, bounded(), max_files=limits.max_files, max_fields=32
-        ).parse()
-    except MultiPartException as exc:
-        if exc.message.startswith("Too many files"):
-            raise RasstError(
-                ErrorCode.LIMIT_EXCEEDED,
-                f"at most {limits.max_files} files per request",
-                detail={"file": None, "reason": "too_many_files"},
-            ) from None
-        raise RasstError(
-            ErrorCode.VALIDATION_FAILED, f"bad multipart body: {exc.message}"
-        ) from None
-    try:
-        uploads: list[UploadedDocument] = []
-        for key, value in form.multi_items():
-            if key != "file" or not isinstance(value, UploadFile):
-                continue
-            too_big = value.size is not None and value.size > limits.max_file_bytes
-            data = b"" if too_big else await value.read(limits.max_file_bytes + 1)
-            if too_big or len(data) > limits.max_file_bytes:
-                raise RasstError(
-                    ErrorCode.PAYLOAD_TOO_LARGE,
-                    f"{value.filename or 'a file'} is larger than the "
-                    f"{limits.max_file_bytes}-byte limit",
-                    detail={"file": value.filename, "reason": "file_too_large"},
-                )
-            uploads.append(UploadedDocument(value.filename or f"file-{len(uploads) + 1}", data))
-        if not uploads:
-            raise RasstError(
-                ErrorCode.VALIDATION_FAILED, "multipart field 'file' is required (one or more)"
-            )
-        fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
-        name = normalise_text(fields.get("name", "")) or None
-        if name is not None and len(name) > max_name_chars:
-            raise RasstError(
-                ErrorCode.VALIDATION_FAILED, f"name longer than {max_name_chars} characters"
-            )
-        return _ExtractForm(
-            uploads=tuple(uploads),
-            languages=_draft_languages(
-                [v for k, v in form.multi_items() if k in ("langs", "lang") and isinstance(v, str)]
-            ),
-            max_terms=_int_field(
-                fields.get("max_terms"), "max_terms", DEFAULT_MAX_TERMS, MAX_TERMS
-            ),
-            use_llm=_bool_field(fields.get("use_llm"), "use_llm"),
-            save=bool(_bool_field(fields.get("save"), "save")),
-            name=name,
-        )
-    finally:
-        await form.close()
-
-
-def _draft_languages(values: list[str]) -> tuple[str, ...]:
-    languages: dict[str, None] = {}
-    for value in values:
-        for raw in value.split(","):
-            if not raw.strip():
-                continue
-            code = canonical_language(raw)
-            if code is None:
-                raise RasstError(
-                    ErrorCode.VALIDATION_FAILED, f"langs: {raw.strip()!r} is not a language code"
-                )
-            languages[code] = None
-    if len(languages) > _MAX_DRAFT_LANGUAGES:
-        raise RasstError(
-            ErrorCode.LIMIT_EXCEEDED,
-            f"at most {_MAX_DRAFT_LANGUAGES} target languages",
-            detail={"file": None, "reason": "too_many_languages"},
-        )
-    return tuple(languages)
-
-
-def _int_field(value: str | None, name: str, default: int, maximum: int) -> int:
-    if value is None or not value.strip():
-        return default
-    text = value.strip()
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
-        raise RasstError(
-            ErrorCode.VALIDATION_FAILED, f"{name}: expected an integer from 1 to {maximum}"
-        )
-    return int(text)
-
-
-def _bool_field(value: str | None, name: str) -> bool | None:
-    if value is None or not value.strip():
-        return None
-    text = value.strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise RasstError(ErrorCode.VALIDATION_FAILED, f"{name}: expected true or false")
 
 
 def _extract_limiter(request: Request) -> anyio.CapacityLimiter:

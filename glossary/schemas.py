@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from glossary.model import GlossaryEntry
 from glossary.report import ImportReport
-from glossary.store import ApiKeyRecord, GlossaryInfo, TenantRecord
+from glossary.store import GlossaryInfo
+from glossary.tenants import ApiKeyRecord, TenantRecord
 
 LANGUAGE_CODE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 
@@ -175,13 +175,3 @@ class ApiKeyCreated(ApiKeyOut):
 
 class TenantCreated(TenantOut):
     api_key: ApiKeyCreated
-
-
-class ErrorInfo(BaseModel):
-    code: str
-    message: str
-    detail: Any = None
-
-
-class ErrorEnvelope(BaseModel):
-    error: ErrorInfo

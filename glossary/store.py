@@ -11,50 +11,42 @@ killed, pool exhausted, SQLite locked past its busy timeout) a call raises
 may retry, and nothing was written. Pooled connections are checked before
 use (``pool_pre_ping``), so the store recovers by itself once the database
 answers again.
+
+Why one module past 400 lines: every glossary write (create, replace, patch, delete) follows one
+versioning and locking scheme, kept in one place; tenants and keys (``glossary.tenants``) and
+the engine (``glossary.database``) are their own modules.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
-import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     select,
     text,
     update,
 )
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import StaticPool
 
+from glossary.database import create_store_engine, new_id, now, utc
 from glossary.model import GlossaryEntry, GlossarySnapshot
 from glossary.settings import GlossarySettings
-from glossary.tables import api_keys, glossaries, glossary_entries, metadata, tenants
+from glossary.tables import glossaries, glossary_entries
+from glossary.tenants import TenantAccounts
 from glossary.validation import GlossaryLimits
 from kernel.errors import ErrorCode, RasstError
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TENANT = "default"
-API_KEY_PREFIX = "rasst_"
-# Seconds to wait for a new PostgreSQL connection (the OS default is minutes).
-PG_CONNECT_TIMEOUT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,51 +83,19 @@ class PatchResult:
     not_found: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class TenantRecord:
-    id: str
-    name: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    id: str
-    tenant_id: str
-    prefix: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-
-def hash_api_key(key: str) -> str:
-    # Keys are 256-bit random tokens, so a fast unsalted hash is enough: there
-    # is nothing to brute-force that would be cheaper than guessing the key.
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def _source_hash(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+class GlossaryStore(TenantAccounts):
+    """Glossaries, their change notification and integrity checks, over one database.
 
+    Tenants and API keys are the :class:`~glossary.tenants.TenantAccounts` half; the
+    engine, transactions and "database unavailable" are :class:`~glossary.database.Database`.
+    """
 
-def _new_id(prefix: str) -> str:
-    return prefix + secrets.token_hex(12)
-
-
-def normalise_database_url(url: str) -> str:
-    """``postgresql://`` means psycopg 3 here (the driver we ship), not psycopg2."""
-    for plain in ("postgres://", "postgresql://"):
-        if url.startswith(plain):
-            return "postgresql+psycopg://" + url[len(plain) :]
-    return url
-
-
-class GlossaryStore:
     def __init__(self, engine: Engine, limits: GlossaryLimits | None = None) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self.limits = limits or GlossaryLimits()
         self._listeners: list[Callable[[GlossaryChange], None]] = []
         self._listeners_lock = threading.Lock()
@@ -144,24 +104,7 @@ class GlossaryStore:
 
     @classmethod
     def from_url(cls, url: str, *, limits: GlossaryLimits | None = None) -> GlossaryStore:
-        url = normalise_database_url(url)
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite":
-            connect_args: dict[str, Any] = {}
-            if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-                connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT
-            engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-            return cls(engine, limits)
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"check_same_thread": False})
-        else:
-            engine = create_engine(
-                url, connect_args={"check_same_thread": False}, poolclass=StaticPool
-            )
-        _configure_sqlite(engine)
-        return cls(engine, limits)
+        return cls(create_store_engine(url), limits)
 
     @classmethod
     def from_settings(cls, settings: GlossarySettings) -> GlossaryStore:
@@ -173,48 +116,6 @@ class GlossaryStore:
             max_glossaries_per_tenant=settings.glossary_max_per_tenant,
         )
         return cls.from_url(settings.database_url, limits=limits)
-
-    def create_schema(self) -> None:
-        metadata.create_all(self.engine)
-        with self._write() as conn:
-            exists = conn.execute(select(tenants.c.id).where(tenants.c.id == DEFAULT_TENANT))
-            if exists.first() is None:
-                conn.execute(
-                    insert(tenants).values(id=DEFAULT_TENANT, name="default", created_at=_now())
-                )
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._available(), self.engine.connect() as conn:
-            conn = conn.execution_options(rasst_write=True)
-            with conn.begin():
-                yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._available(), self.engine.connect() as conn:
-            if self.engine.dialect.name == "postgresql":
-                # Glossary row and entries must come from the same version.
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                yield conn
-
-    @contextmanager
-    def _available(self) -> Iterator[None]:
-        """Turn "the database cannot be reached" into STORE_UNAVAILABLE (HTTP 503)."""
-        try:
-            yield
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
-            if not _is_unavailable(exc, self.engine.dialect.name):
-                raise
-            log.warning("glossary database unavailable: %s", _first_line(exc))
-            raise RasstError(
-                ErrorCode.STORE_UNAVAILABLE,
-                "the glossary database is unavailable; retry shortly",
-            ) from exc
 
     # -- change notification -----------------------------------------------------------
 
@@ -244,90 +145,14 @@ class GlossaryStore:
                 # The write is committed; a broken listener must not turn it into an error.
                 log.exception("glossary change listener failed")
 
-    # -- tenants and keys --------------------------------------------------------------
-
-    def create_tenant(self, name: str, tenant_id: str | None = None) -> TenantRecord:
-        record = TenantRecord(tenant_id or _new_id("tn_"), name, _now())
-        with self._write() as conn:
-            if conn.execute(select(tenants.c.id).where(tenants.c.id == record.id)).first():
-                raise RasstError(ErrorCode.CONFLICT, f"tenant {record.id!r} already exists")
-            conn.execute(
-                insert(tenants).values(id=record.id, name=name, created_at=record.created_at)
-            )
-        return record
-
-    def list_tenants(self) -> list[TenantRecord]:
-        with self._read() as conn:
-            rows = conn.execute(select(tenants).order_by(tenants.c.created_at, tenants.c.id))
-            return [TenantRecord(r.id, r.name, _utc(r.created_at)) for r in rows]
-
-    def create_api_key(self, tenant_id: str) -> tuple[ApiKeyRecord, str]:
-        """A new key for the tenant; the plain key is returned once and never stored."""
-        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-        record = ApiKeyRecord(_new_id("key_"), tenant_id, key[:12], _now(), None)
-        with self._write() as conn:
-            if conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id)).first() is None:
-                raise RasstError(ErrorCode.NOT_FOUND, f"no tenant {tenant_id!r}")
-            conn.execute(
-                insert(api_keys).values(
-                    id=record.id,
-                    tenant_id=tenant_id,
-                    key_hash=hash_api_key(key),
-                    prefix=record.prefix,
-                    created_at=record.created_at,
-                )
-            )
-        return record, key
-
-    def list_api_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
-        with self._read() as conn:
-            rows = conn.execute(
-                select(api_keys)
-                .where(api_keys.c.tenant_id == tenant_id)
-                .order_by(api_keys.c.created_at)
-            )
-            return [
-                ApiKeyRecord(
-                    r.id,
-                    r.tenant_id,
-                    r.prefix,
-                    _utc(r.created_at),
-                    _utc(r.revoked_at) if r.revoked_at else None,
-                )
-                for r in rows
-            ]
-
-    def revoke_api_key(self, tenant_id: str, key_id: str) -> None:
-        with self._write() as conn:
-            result = conn.execute(
-                update(api_keys)
-                .where(api_keys.c.id == key_id, api_keys.c.tenant_id == tenant_id)
-                .where(api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=_now())
-            )
-            if result.rowcount == 0:
-                raise RasstError(ErrorCode.NOT_FOUND, f"no active key {key_id!r} for this tenant")
-
-    def tenant_for_api_key(self, key: str) -> str | None:
-        wanted = hash_api_key(key)
-        with self._read() as conn:
-            row = conn.execute(
-                select(api_keys.c.tenant_id, api_keys.c.key_hash)
-                .where(api_keys.c.key_hash == wanted)
-                .where(api_keys.c.revoked_at.is_(None))
-            ).first()
-        if row is None or not hmac.compare_digest(row.key_hash, wanted):
-            return None
-        return str(row.tenant_id)
-
     # -- glossaries: writes --------------------------------------------------------------
 
     def create_glossary(
         self, tenant: str, name: str, source_language: str, entries: Sequence[GlossaryEntry]
     ) -> GlossaryInfo:
         self._check_entries(entries)
-        glossary_id = _new_id("gl_")
-        now = _now()
+        glossary_id = new_id("gl_")
+        created = now()
         with self._write() as conn:
             count = conn.execute(
                 select(func.count()).select_from(glossaries).where(glossaries.c.tenant_id == tenant)
@@ -347,8 +172,8 @@ class GlossaryStore:
                     version=1,
                     entry_count=len(entries),
                     target_languages=_target_languages(entries),
-                    created_at=now,
-                    updated_at=now,
+                    created_at=created,
+                    updated_at=created,
                 )
             )
             _insert_entries(conn, glossary_id, entries, start=0)
@@ -598,7 +423,7 @@ class GlossaryStore:
         result = conn.execute(
             update(glossaries)
             .where(glossaries.c.id == current.id, glossaries.c.version == current.version)
-            .values(version=current.version + 1, updated_at=_now(), **values)
+            .values(version=current.version + 1, updated_at=now(), **values)
         )
         if result.rowcount != 1:
             raise RasstError(ErrorCode.CONFLICT, "the glossary was changed concurrently; retry")
@@ -611,29 +436,6 @@ class GlossaryStore:
         for (targets,) in rows:
             langs.update(dict.fromkeys(targets))
         return list(langs)
-
-
-# SQLite reports programming errors (no such table, syntax) as OperationalError
-# too; only these mean "cannot be used right now".
-_SQLITE_UNAVAILABLE = ("locked", "busy", "disk i/o", "unable to open", "readonly", "disk is full")
-
-
-def _is_unavailable(exc: Exception, dialect: str) -> bool:
-    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection within the pool timeout
-        return True
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if dialect == "sqlite":
-        message = str(getattr(exc, "orig", exc)).lower()
-        return any(marker in message for marker in _SQLITE_UNAVAILABLE)
-    # PostgreSQL drivers raise OperationalError/InterfaceError for connection
-    # faults (refused, reset, terminated, shutting down); bad SQL is ProgrammingError.
-    return True
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _entry_values(entry: GlossaryEntry) -> dict[str, Any]:
@@ -668,11 +470,6 @@ def _target_languages(entries: Iterable[GlossaryEntry]) -> list[str]:
     return list(langs)
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every time we store is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _to_info(row: Any) -> GlossaryInfo:
     return GlossaryInfo(
         id=row.id,
@@ -682,8 +479,8 @@ def _to_info(row: Any) -> GlossaryInfo:
         version=int(row.version),
         entry_count=int(row.entry_count),
         target_languages=tuple(row.target_languages or ()),
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        created_at=utc(row.created_at),
+        updated_at=utc(row.updated_at),
     )
 
 
@@ -694,25 +491,3 @@ def _to_entry(row: Any) -> GlossaryEntry:
         note=row.note,
         priority=int(row.priority or 0),
     )
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit
-        # transactions would otherwise start too late and defer the write lock).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: a transaction acknowledged to a client survives power loss, not only a crash.
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # Writers take the lock up front so two uploads never deadlock upgrading
-        # read locks; readers stay deferred and never wait for writers in WAL mode.
-        mode = "BEGIN IMMEDIATE" if conn.get_execution_options().get("rasst_write") else "BEGIN"
-        conn.exec_driver_sql(mode)

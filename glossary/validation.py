@@ -74,10 +74,6 @@ def _bounded(report: ImportReport) -> ImportReport:
     )
 
 
-def bounded_report(report: ImportReport) -> ImportReport:
-    return _bounded(report)
-
-
 class _Draft:
     __slots__ = ("note", "priority", "source", "targets")
 

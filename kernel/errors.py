@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel
+
 
 class ErrorCode(StrEnum):
     # Protocol: the client sent something we cannot accept.
@@ -133,6 +135,20 @@ class RasstError(Exception):
         return http_status(self.code)
 
 
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    detail: Any = None
+
+
+class ErrorEnvelope(BaseModel):
+    """The HTTP error envelope, as documented in the OpenAPI responses."""
+
+    error: ErrorInfo
+
+
 def error_body(code: ErrorCode, message: str, detail: Any = None) -> dict[str, Any]:
     """The HTTP error envelope: ``{"error": {"code", "message", "detail"}}``."""
-    return {"error": {"code": str(code), "message": message, "detail": detail}}
+    return ErrorEnvelope(
+        error=ErrorInfo(code=str(code), message=message, detail=detail)
+    ).model_dump()

@@ -17,35 +17,21 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
-from glossary.model import GlossarySnapshot
 from kernel.frames import TermHits
 from retriever.aggregate import AggregationParams, WindowCandidates, aggregate_chunk
 from retriever.encoders import MultiVectorSpeechStream, SpanSpeechStream, SpeechStream
 from retriever.index import IndexManager
 from retriever.neural.search import search_grouped
+from retriever.session import ChunkQuery
 from retriever.windows import Window, WindowCache, WindowSchedule
-
-
-class Rescorer(Protocol):
-    """Re-scores FAISS candidates of one window with a finer (slower) measure."""
-
-    def rescore(
-        self, stream: SpeechStream, window: Window, snapshot: GlossarySnapshot, term_ids: np.ndarray
-    ) -> np.ndarray:
-        """Scores for ``term_ids`` (same order); −inf or 0 for "not here"."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
 class RetrievalParams:
     aggregation: AggregationParams = field(default_factory=AggregationParams)
-    # FAISS candidates per window and glossary when a re-scorer follows
-    # (without one, K1 are asked for directly).
-    candidates: int = 200
 
 
 class ChunkRetriever:
@@ -59,7 +45,6 @@ class ChunkRetriever:
         target_languages: Sequence[str],
         schedule: WindowSchedule | None = None,
         params: RetrievalParams | None = None,
-        rescorer: Rescorer | None = None,
     ) -> None:
         self._stream = stream
         self._indexes = indexes
@@ -67,7 +52,6 @@ class ChunkRetriever:
         self._targets = tuple(target_languages)
         self._schedule = schedule or WindowSchedule()
         self._params = params or RetrievalParams()
-        self._rescorer = rescorer
         self._cache: WindowCache[list[WindowCandidates]] = WindowCache()
         self._next_sample = 0
         self._aggregation = self._params.aggregation
@@ -101,6 +85,25 @@ class ChunkRetriever:
     def set_glossaries(self, glossary_ids: Sequence[str]) -> None:
         """Takes effect from the next chunk (a tuple swap; no lock needed)."""
         self._glossary_ids = tuple(glossary_ids)
+
+    def retrieve(self, query: ChunkQuery) -> TermHits:
+        """:class:`~retriever.session.SessionTermRetriever`: the chunk's audio (not its words)."""
+        pcm = query.pcm
+        if pcm is None or len(pcm) != query.end_sample - query.start_sample:
+            raise ValueError("the neural encoder needs the chunk's audio")
+        if query.start_sample > self._next_sample:
+            # The client skipped chunks (e.g. while the service was down).
+            self.skip_to(query.start_sample)
+        return self.process(
+            query.chunk_index,
+            query.start_sample,
+            pcm,
+            final=query.final,
+            aggregation=query.aggregation,
+        )
+
+    def close(self) -> None:
+        self._stream.close()
 
     def process(
         self,
@@ -172,8 +175,7 @@ class ChunkRetriever:
             else None
         )
         queries = self._stream.encode(windows) if multi is None else None
-        k1 = self._aggregation.k1
-        k = max(k1, self._params.candidates) if self._rescorer is not None else k1
+        k = self._aggregation.k1
         for index in indexes:  # each a stable reference for this whole call
             if multi is not None:
                 found = search_grouped(index, multi, len(windows), k)
@@ -185,9 +187,5 @@ class ChunkRetriever:
                 scores = found.scores[w]
                 valid = ids >= 0
                 ids, scores = ids[valid], scores[valid]
-                if self._rescorer is not None and len(ids):
-                    scores = self._rescorer.rescore(self._stream, window, index.snapshot, ids)
-                    order = np.argsort(-scores, kind="stable")[:k1]
-                    ids, scores = ids[order], scores[order]
                 results[w].append(WindowCandidates(window, index.snapshot, ids, scores))
         return results

@@ -36,6 +36,7 @@ from retriever.aggregate import AggregationParams
 from retriever.chunk_retriever import ChunkRetriever, RetrievalParams
 from retriever.encoder_factory import RetrievalEncoders, phonetic_encoders
 from retriever.index import IndexManager, IndexParams
+from retriever.session import ChunkQuery, SessionTermRetriever
 from retriever.wire import GlossaryRef, MissingGlossaries, RetrieveQuery
 from retriever.word_evidence import TextMatchers, WordEvidenceRetriever, WordRetrievalParams
 
@@ -52,7 +53,7 @@ class EngineParams:
 
 @dataclass(slots=True)
 class _Session:
-    retriever: WordEvidenceRetriever | ChunkRetriever
+    retriever: SessionTermRetriever
     glossaries: tuple[str, ...]
     last_used: float
     # One chunk at a time per session: retrievers are not thread-safe, and
@@ -62,9 +63,9 @@ class _Session:
     def close(self) -> None:
         # Called from the event loop too (DELETE /v1/sessions): never wait for a
         # running chunk; a busy stream is just left to the garbage collector.
-        if isinstance(self.retriever, ChunkRetriever) and self.lock.acquire(blocking=False):
+        if self.lock.acquire(blocking=False):
             try:
-                self.retriever.stream.close()
+                self.retriever.close()
             finally:
                 self.lock.release()
 
@@ -128,30 +129,18 @@ class RetrievalEngine:
         session = self._session(query, ids)
         tau = self.encoders.tau if self.encoders.tau is not None else query.tau
         aggregation = AggregationParams(k1=query.k, k2=query.k, tau=tau)
+        query_chunk = ChunkQuery(
+            chunk_index=query.chunk_index,
+            start_sample=query.start_sample,
+            end_sample=query.start_sample + n_samples,
+            pcm=pcm,
+            words=[w.recognized() for w in query.words],
+            partial_words=[w.recognized() for w in query.partial_words],
+            final=query.final,
+            aggregation=aggregation,
+        )
         with session.lock:
-            retriever = session.retriever
-            if isinstance(retriever, ChunkRetriever):
-                if pcm is None or len(pcm) != n_samples:
-                    raise ValueError("the neural encoder needs the chunk's audio")
-                if query.start_sample > retriever.next_sample:
-                    # The client skipped chunks (e.g. while this service was down).
-                    retriever.skip_to(query.start_sample)
-                return retriever.process(
-                    query.chunk_index,
-                    query.start_sample,
-                    pcm,
-                    final=query.final,
-                    aggregation=aggregation,
-                )
-            return retriever.process(
-                query.chunk_index,
-                query.start_sample,
-                query.start_sample + n_samples,
-                [w.recognized() for w in query.words],
-                [w.recognized() for w in query.partial_words],
-                final=query.final,
-                aggregation=aggregation,
-            )
+            return session.retriever.retrieve(query_chunk)
 
     def _wait_for_index(self, ref: GlossaryRef) -> None:
         current = self.indexes.current(ref.id)
@@ -184,9 +173,7 @@ class RetrievalEngine:
             old.close()
         return session
 
-    def _new_retriever(
-        self, query: RetrieveQuery, ids: tuple[str, ...]
-    ) -> WordEvidenceRetriever | ChunkRetriever:
+    def _new_retriever(self, query: RetrieveQuery, ids: tuple[str, ...]) -> SessionTermRetriever:
         speech = self.encoders.speech
         if speech is None:
             return WordEvidenceRetriever(
@@ -202,9 +189,7 @@ class RetrievalEngine:
             self.indexes,
             ids,
             query.target_languages,
-            params=RetrievalParams(
-                self.params.retrieval.aggregation, candidates=self.params.retrieval.candidates
-            ),
+            params=RetrievalParams(self.params.retrieval.aggregation),
         )
 
 

@@ -15,6 +15,9 @@ Index choice: exact ``IndexFlatIP`` below ``exact_max_vectors`` (a brute-force
 scan of 20k × 1024 floats is a few ms and has no recall loss), HNSW above it on
 CPU. On a GPU every size stays exact: a GPU scans 100k × 1024 in well under a
 millisecond, and FAISS has no GPU HNSW.
+
+Why one module past 400 lines: the index types, their choice by size, the on-disk cache and
+the background builder share one snapshot/version scheme; apart, each would re-state it.
 """
 
 from __future__ import annotations

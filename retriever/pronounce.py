@@ -15,6 +15,9 @@ out-of-vocabulary word. Training that model takes ~15 s of pure Python, so the
 trained table is also cached on disk (``letter_to_sound_cache_path``) and every
 later process loads it in a fraction of a second. Both are read-only afterwards
 and safe to share between threads.
+
+Why one module past 400 lines: dictionary lookup, the trained letter-to-sound fallback and its
+disk cache are one pronunciation function with one cache policy.
 """
 
 from __future__ import annotations

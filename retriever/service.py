@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from kernel.errors import ErrorCode, RasstError
+from kernel.http_errors import install_error_handlers
 from retriever.aggregate import AggregationParams
 from retriever.encoder_factory import EncoderParams, build_encoders
 from retriever.engine import EngineParams, RequestBatcher, RetrievalEngine
@@ -95,6 +97,7 @@ def create_service_app(params: ServiceParams | None = None) -> FastAPI:
             await asyncio.to_thread(engine.close)
 
     app = FastAPI(title="RASST retriever", lifespan=lifespan)
+    install_error_handlers(app)
     _add_routes(app)
     return app
 
@@ -149,10 +152,12 @@ def _add_routes(app: FastAPI) -> None:
         try:
             query = RetrieveQuery.model_validate(json.loads(x_rasst_query))
         except (ValueError, ValidationError) as exc:
-            raise HTTPException(422, f"bad X-Rasst-Query: {exc}") from None
+            raise RasstError(ErrorCode.VALIDATION_FAILED, f"bad X-Rasst-Query: {exc}") from None
         body = await request.body()
         if len(body) % 2 or len(body) > MAX_BODY_BYTES:
-            raise HTTPException(422, "the body must be whole s16le samples, at most 8 s")
+            raise RasstError(
+                ErrorCode.VALIDATION_FAILED, "the body must be whole s16le samples, at most 8 s"
+            )
         # A copy the session's stream may keep (frombuffer alone is read-only).
         pcm = np.frombuffer(body, dtype="<i2").astype(np.int16)
         result, batch_size = await batcher.submit(query, len(pcm), pcm)

@@ -42,6 +42,7 @@ from retriever.aggregate import AggregationParams, WindowCandidates, aggregate_c
 from retriever.index import IndexManager, TermIndex
 from retriever.phonetic import PhoneticTermEncoder, phone_ids, rescore_terms, term_phone_ids
 from retriever.pronounce import cmu_dictionary, number_words, tokens, word_pronunciations
+from retriever.session import ChunkQuery
 from retriever.windows import Window, WindowSchedule
 
 EXACT_SCORE = 1.0
@@ -271,6 +272,21 @@ class WordEvidenceRetriever:
     def set_glossaries(self, glossary_ids: Sequence[str]) -> None:
         """Takes effect from the next chunk (a tuple swap)."""
         self._glossary_ids = tuple(glossary_ids)
+
+    def retrieve(self, query: ChunkQuery) -> TermHits:
+        """:class:`~retriever.session.SessionTermRetriever`: the chunk's words (not its audio)."""
+        return self.process(
+            query.chunk_index,
+            query.start_sample,
+            query.end_sample,
+            query.words,
+            query.partial_words,
+            final=query.final,
+            aggregation=query.aggregation,
+        )
+
+    def close(self) -> None:
+        return None
 
     def process(
         self,

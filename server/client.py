@@ -183,12 +183,6 @@ def fastest_speed(started: dict[str, Any]) -> float:
     return _PACE_MARGIN * float(started["limits"]["max_pace"])
 
 
-class _Resumed(Exception):
-    def __init__(self, event: dict[str, Any]) -> None:
-        super().__init__("resumed")
-        self.event = event
-
-
 async def _resume(
     url: str, options: StreamOptions, token: str, last_seq: int, grace: float, open_timeout: float
 ) -> tuple[ClientConnection, dict[str, Any]]:

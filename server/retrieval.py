@@ -34,6 +34,7 @@ from kernel.frames import AudioChunk, ChunkAnalysis, StageWarning, TermHits
 from retriever.aggregate import AggregationParams
 from retriever.index import IndexManager, IndexParams
 from retriever.phonetic import PhoneticTermEncoder
+from retriever.session import ChunkQuery, SessionTermRetriever
 from retriever.wire import (
     QUERY_HEADER,
     GlossaryRef,
@@ -152,7 +153,7 @@ class EmbeddedSessionRetriever:
     def __init__(
         self,
         service: EmbeddedRetrieverService,
-        core: WordEvidenceRetriever,
+        core: SessionTermRetriever,
     ) -> None:
         self._service = service
         self._core = core
@@ -161,15 +162,15 @@ class EmbeddedSessionRetriever:
 
     async def retrieve(self, chunk: AudioChunk, analysis: ChunkAnalysis) -> TermHits:
         async with self._lock:
-            return await asyncio.to_thread(
-                self._core.process,
-                chunk.index,
-                chunk.start_sample,
-                chunk.end_sample,
-                analysis.words,
-                analysis.partial_words,
+            query = ChunkQuery(
+                chunk_index=chunk.index,
+                start_sample=chunk.start_sample,
+                end_sample=chunk.end_sample,
+                words=analysis.words,
+                partial_words=analysis.partial_words,
                 final=chunk.final,
             )
+            return await asyncio.to_thread(self._core.retrieve, query)
 
     def set_glossaries(self, glossaries: Sequence[GlossarySnapshot]) -> None:
         for snapshot in glossaries:
@@ -177,7 +178,7 @@ class EmbeddedSessionRetriever:
         self._core.set_glossaries([g.id for g in glossaries])
 
     async def aclose(self) -> None:
-        return None
+        self._core.close()
 
 
 # -- remote ---------------------------------------------------------------------------------

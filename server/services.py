@@ -198,4 +198,3 @@ class GatewayServices:
     feeds: FeedHub = field(default_factory=FeedHub)
     sinks: SinkHub = field(default_factory=SinkHub)
     rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
-    extras: dict[str, object] = field(default_factory=dict)

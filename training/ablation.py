@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -33,7 +32,7 @@ from rich.progress import Progress
 
 from evaluation import glossaries as gl
 from evaluation.dataset import GoldTerm, load_talks, resolve_dataset
-from evaluation.embedded import EmbeddedGateway, EmbeddedOptions
+from evaluation.embedded import gateway_for
 from evaluation.harness import EvalConfig, run_eval
 from evaluation.metrics.termacc import TermAccItem, english_occurs, strip_tags, term_accuracy
 from training.glossary_file import (
@@ -140,20 +139,7 @@ def run_ablation(config: AblationConfig, progress: Progress | None = None) -> di
         (t.talk_id, s.seg_id): s.terms for t in talks for s in t.segments
     }
     results: dict[str, dict[str, Any]] = {}
-    with ExitStack() as stack:
-        server = base.server
-        if server is None:
-            gateway = stack.enter_context(
-                EmbeddedGateway(
-                    EmbeddedOptions(
-                        data_dir=base.out / "gateway",
-                        llm_url=base.llm_url,
-                        llm_model=base.llm_model,
-                        workers=base.workers,
-                    )
-                )
-            )
-            server = gateway.http_url
+    with gateway_for(base) as server:
         headers = {"Authorization": f"Bearer {base.api_key}"} if base.api_key else {}
         for condition, pairs in glossaries.items():
             ids: tuple[str, ...] = ()

@@ -20,6 +20,9 @@ answered chunks plus the new one (31 chunks for lm 1–2, 21 for lm 3–4), cut 
 recording's speech chunks in order. Outputs in ``out``: ``NAME.jsonl`` (SFT rows),
 ``NAME.meta.jsonl`` (per row: recording, lm, each turn's chunk, pattern and term_map with
 every entry's kind and origin), ``NAME.stats.json``, and ``audio/``.
+
+Why one module past 400 lines: the builder walks a recording once, chunk by chunk, and writes
+three outputs from that walk; split, the walk's state would be passed between modules.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ once). Output order is deterministic: score, then term.
 Cost is linear in the text; on long texts only ``max_candidates`` distinct
 word sequences are tracked and only the heaviest of the candidates seen once
 are scored.
+
+Why one module past 400 lines: candidate generation, scoring and the stop lists are one
+ranking, tuned together; split, a change to one would hide its effect on the others.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ answers stop the whole step. Every call has connect/read timeouts and the
 whole step a deadline. Nothing here raises for LLM trouble: batches that fail
 are reported in :class:`FilterOutcome`, and the caller keeps their candidates
 unfiltered and untranslated.
+
+Why one module past 400 lines: prompt, batching, parsing of the answer and the deadline are
+one exchange with the LLM; each piece only makes sense next to the others.
 """
 
 from __future__ import annotations

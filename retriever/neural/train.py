@@ -17,6 +17,9 @@
    column, positive for both, so it is never pushed away from either.
 
 Only LoRA weights and the speech heads train; the base weights stay frozen.
+
+Why one module past 400 lines: the loss, the batch sampler and the training loop are one
+recipe (the release's); split, the recipe could no longer be read top to bottom.
 """
 
 from __future__ import annotations

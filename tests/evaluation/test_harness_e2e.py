@@ -28,7 +28,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
         [
             sys.executable,
             "-m",
-            "server.cli",
+            "cli.main",
             "eval",
             str(SHARED / "acl6060"),
             "--to",

@@ -31,7 +31,7 @@ def test_eval_with_an_llm_reports_every_translation_metric(
         [
             sys.executable,
             "-m",
-            "server.cli",
+            "cli.main",
             "eval",
             str(SHARED / "acl6060"),
             "--to",

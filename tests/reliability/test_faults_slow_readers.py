@@ -105,10 +105,18 @@ def _rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def _metric(text: str, name: str, label: str = "") -> float:
+def _metric(text: str, name: str, label: str = "", *, unset: float | None = None) -> float:
+    """A sample's value. A missing family always fails; a missing labelled sample is
+    ``unset`` when given (a labelled counter has no sample before its first increment)."""
+    names = {re.escape(name), re.escape(name.removesuffix("_total"))}
+    declared = rf"^# TYPE ({'|'.join(names)}) "
+    assert re.search(declared, text, re.MULTILINE), f"no metric {name}"
     pattern = rf"^{re.escape(name)}{re.escape(label)}\s+([0-9.eE+-]+)$"
     match = re.search(pattern, text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    if match is None:
+        assert unset is not None, f"no sample {name}{label}"
+        return unset
+    return float(match.group(1))
 
 
 async def _send_stalled(ws: ClientConnection, samples: np.ndarray, rate: int) -> None:
@@ -149,7 +157,7 @@ async def test_speaker_that_stops_reading_ends_with_client_too_slow_others_unaff
 
         async def too_slow_count() -> float:
             text = (await http.get("/metrics")).text
-            return _metric(text, "rasst_errors_total", '{code="client_too_slow"}')
+            return _metric(text, "rasst_errors_total", '{code="client_too_slow"}', unset=0.0)
 
         async def active_sessions() -> float:
             return _metric((await http.get("/metrics")).text, "rasst_sessions_active")

@@ -104,11 +104,19 @@ async def test_http_retrieve_uploads_missing_glossary_then_answers(
         )
         stats = (await client.get("/v1/stats")).json()
         bad = await client.post("/v1/retrieve", content=b"\0", headers=headers)
+        bad_query = await client.post("/v1/retrieve", content=body, headers={QUERY_HEADER: "{"})
+        unknown = await client.get("/v1/nothing-here")
     for answer in answers:
         assert answer.status_code == 200, answer.text
         assert answer.json()["hits"][0]["source"] == "language model"
     assert stats["max_batch"] > 1
+    # Every error in the project's one envelope (kernel.errors), as the gateway answers.
     assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "validation_failed"
+    assert "s16le" in bad.json()["error"]["message"]
+    assert bad_query.status_code == 422
+    assert bad_query.json()["error"]["message"].startswith("bad X-Rasst-Query")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
     assert json.loads(headers[QUERY_HEADER])["session_id"] == "http-session"
 
 

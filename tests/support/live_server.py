@@ -7,11 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from kernel.probe import NotHealthy, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 SPEECH = REPO.parent / "shared" / "data" / "speech"
@@ -74,15 +73,14 @@ def start_server(
             stderr=subprocess.STDOUT,
         )
     server = LiveServer(process, port, log_path)
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.http_url}/readyz", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    server.stop(signal.SIGKILL)
-    raise RuntimeError(f"server not ready after {ready_timeout} s:\n{server.log()}")
+    try:
+        wait_until_healthy(
+            f"{server.http_url}/readyz",
+            ready_timeout,
+            process=process,
+            describe_exit=lambda code: f"server exited with {code}:\n{server.log()}",
+        )
+    except NotHealthy as exc:
+        server.stop(signal.SIGKILL)
+        raise RuntimeError(f"{exc}:\n{server.log()}") from None
+    return server

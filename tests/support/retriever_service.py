@@ -6,13 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
+from kernel.probe import NotHealthy, wait_until_healthy
 from tests.support.live_server import REPO, free_port
 
 
@@ -63,15 +61,15 @@ def start_retriever(
             stderr=subprocess.STDOUT,
         )
     service = RetrieverProcess(process, port, log_path)
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"retriever exited:\n{log_path.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{service.url}/healthz", timeout=1).status_code == 200:
-                return service
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    service.kill()
-    raise RuntimeError("the retriever service did not become healthy")
+    try:
+        wait_until_healthy(
+            f"{service.url}/healthz",
+            ready_timeout,
+            process=process,
+            describe_exit=lambda _: f"retriever exited:\n{log_path.read_text(errors='replace')}",
+            request_timeout=1.0,
+        )
+    except NotHealthy as exc:
+        service.kill()
+        raise RuntimeError(f"the retriever service did not become healthy: {exc}") from None
+    return service

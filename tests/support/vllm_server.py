@@ -14,13 +14,13 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
+
+from kernel.probe import NotHealthy, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 BUILDER = Path(__file__).with_name("tiny_qwen3_omni.py")
@@ -163,20 +163,17 @@ class VllmServer:
 
     def _wait_healthy(self, timeout: float) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"vLLM exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise TimeoutError(f"vLLM not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+        try:
+            wait_until_healthy(
+                f"{self.url}/health",
+                timeout,
+                process=self.process,
+                describe_exit=lambda code: f"vLLM exited with {code}:\n{self.log_tail()}",
+                interval=0.5,
+            )
+        except NotHealthy as exc:
+            self.stop()
+            raise TimeoutError(f"vLLM not healthy: {exc}:\n{self.log_tail()}") from None
 
 
 def launch(

@@ -86,7 +86,7 @@ def test_ablation_runs_three_conditions_against_a_real_vllm(
         [
             sys.executable,
             "-m",
-            "server.cli",
+            "cli.main",
             "train",
             "ablation",
             str(SHARED / "acl6060"),
