@@ -29,6 +29,7 @@ from server.session import StreamSession
 # backlog limit. Lag warnings a batch job causes by design are not reported.
 _LEAD_SECONDS = 20.0
 _FRAME_SECONDS = 0.5
+_KEEPALIVE_SECONDS = 5.0
 _IGNORED_WARNINGS = {str(ErrorCode.LAGGING)}
 
 ProgressCallback = Callable[[float, float], None]
@@ -174,7 +175,13 @@ async def _feed(bridge: SessionBridge, audio: BatchAudio, progress: _Progress) -
     for position in range(0, len(audio.samples), frame):
         while position / audio.sample_rate - progress.processed > _LEAD_SECONDS:
             progress.changed.clear()
-            await progress.changed.wait()
+            try:
+                async with asyncio.timeout(_KEEPALIVE_SECONDS):
+                    await progress.changed.wait()
+            except TimeoutError:
+                # A slow stage (an LLM behind on 20 s of audio) must not look like an idle
+                # client: an empty frame restarts the session's idle timer.
+                bridge.audio(b"")
         bridge.audio(audio.samples[position : position + frame].tobytes())
         # Let the session read between frames, as it would from a socket.
         await asyncio.sleep(0)
