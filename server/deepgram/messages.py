@@ -70,7 +70,8 @@ class ResultMapper:
             ]
         if kind == "error" and event.get("fatal"):
             return [error_message(str(event["code"]), str(event["message"]))]
-        if kind == "session.summary":
+        if kind == "session.summary" and event["reason"] == "completed":
+            # A failed stream ends with its Error and the close, as Deepgram's do.
             return [self._metadata(float(event["audio_seconds"]))]
         return []
 
