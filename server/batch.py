@@ -33,6 +33,7 @@ _KEEPALIVE_SECONDS = 5.0
 _IGNORED_WARNINGS = {str(ErrorCode.LAGGING)}
 
 ProgressCallback = Callable[[float, float], None]
+EventCallback = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ async def run_batch(
     services: GatewayServices,
     request: BatchRequest,
     on_progress: ProgressCallback | None = None,
+    on_event: EventCallback | None = None,
 ) -> BatchResult:
     """Run ``request`` to its summary; a fatal session error is raised as RasstError."""
     if request.target_languages and services.translator is None:
@@ -131,6 +133,8 @@ async def run_batch(
             if kind == "warning" and event.get("code") in _IGNORED_WARNINGS:
                 continue
             result.events.append(event)
+            if on_event is not None:
+                on_event(event)
     finally:
         feeder.cancel()
         await asyncio.gather(feeder, return_exceptions=True)

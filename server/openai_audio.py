@@ -187,27 +187,39 @@ def _subtitles(result: BatchResult, fmt: str, lang: str | None) -> str:
 async def _sse(
     services: Any, batch: BatchRequest, fmt: str, lang: str | None
 ) -> AsyncIterator[bytes]:
-    """Progress events while the job runs, then the done event (or an error event)."""
-    queue: asyncio.Queue[tuple[float, float]] = asyncio.Queue()
-    job = asyncio.create_task(
-        run_batch(services, batch, lambda done, total: queue.put_nowait((done, total)))
-    )
+    """Progress and text deltas while the job runs, then the done event (or an error event)."""
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    delta_lang = lang if lang in batch.target_languages else None
+
+    def on_progress(done: float, total: float) -> None:
+        queue.put_nowait({"type": "rasst.progress", "seconds": done, "total_seconds": total})
+
+    def on_event(event: dict[str, Any]) -> None:
+        if delta_lang is None:
+            text = event["text"] if event["type"] == "caption" and event["final"] else ""
+        else:
+            is_commit = event["type"] == "translation.commit" and event["lang"] == delta_lang
+            text = event["text"] if is_commit else ""
+        if text.strip():
+            queue.put_nowait({"type": "transcript.text.delta", "delta": text.strip() + " "})
+
+    job = asyncio.create_task(run_batch(services, batch, on_progress, on_event))
     try:
-        while not job.done():
-            getter = asyncio.ensure_future(queue.get())
-            await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()
-                break
-            done, total = getter.result()
-            yield _event({"type": "rasst.progress", "seconds": done, "total_seconds": total})
+        while not job.done() or not queue.empty():
+            if queue.empty():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                yield _event(getter.result())
+            else:
+                yield _event(queue.get_nowait())
         try:
             result = job.result()
         except RasstError as exc:
             yield _event({"type": "error", **error_body(exc.code, exc.message, exc.detail)})
             return
-        for caption in _finals(result):
-            yield _event({"type": "transcript.text.delta", "delta": caption["text"].strip() + " "})
         done_event: dict[str, Any] = {
             "type": "transcript.text.done",
             "text": _text(result, lang),

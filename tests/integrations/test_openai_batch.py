@@ -66,3 +66,18 @@ def test_not_a_wav_file_is_415(gateway: LiveServer, tmp_path: Path) -> None:
     assert response.status_code == 415
     assert response.json()["error"]["code"] == "unsupported_format"
     assert "ffmpeg" in response.json()["error"]["message"]
+
+
+def test_openai_client_streaming_transcription(gateway: LiveServer) -> None:
+    """stream=True: text deltas as the job goes, then the whole text (plus RASST's progress)."""
+    with SAMPLE.open("rb") as audio, _client(gateway) as client:
+        stream = client.audio.transcriptions.create(
+            model="gpt-4o-transcribe", file=audio, stream=True
+        )
+        events = list(stream)
+    kinds = [e.type for e in events]
+    assert "transcript.text.delta" in kinds and kinds[-1] == "transcript.text.done"
+    assert kinds.index("rasst.progress") < kinds.index("transcript.text.done")
+    deltas = "".join(e.delta for e in events if e.type == "transcript.text.delta")
+    assert deltas.strip() == events[-1].text
+    assert "worst of times" in events[-1].text.lower()
