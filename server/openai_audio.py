@@ -9,7 +9,7 @@ first target language, else the source) and ``lm``. JSON answers carry the extra
 under ``rasst``: translations per language, terms, the session id.
 
 ``stream=true`` answers with server-sent events as OpenAI's streaming transcription
-does (``transcript.text.delta`` per final caption, then ``transcript.text.done``) plus
+does (``transcript.text.delta`` as captions or translations come, then ``transcript.text.done``) plus
 ``rasst.progress`` events (audio seconds processed of the total), which
 ``rasst subtitles FILE`` turns into its progress bar; the done event also carries the
 rendered ``subtitles`` when ``response_format`` is srt or vtt.
