@@ -40,8 +40,8 @@ class SinkHub:
             if spec.lang is not None and spec.lang not in languages:
                 raise RasstError(
                     ErrorCode.VALIDATION_FAILED,
-                    f"sink language {spec.lang!r} is not produced by this session "
-                    f"(it has {languages})",
+                    f"sink language {spec.lang!r} is not produced by this session (it "
+                    f"produces {languages}; a target language needs a server with a translator)",
                 )
         runners = [
             SinkRunner(spec, feed, source_language=source_language, after_seq=after_seq, warn=warn)

@@ -29,6 +29,8 @@ async def attach_sink(
         raise RasstError(ErrorCode.CONFLICT, "the session has ended; sinks need a live session")
     events = feed.events()
     source, targets = session_languages(events)
+    if not any(e["type"] == "session.started" and e["mode"] == "translation" for e in events):
+        targets = []  # a captions-only session commits no translations
     # Captions published before the sink was attached are not sent (live destinations).
     after = max((int(e.get("seq", 0)) for e in events), default=0)
     (runner,) = services.sinks.attach(

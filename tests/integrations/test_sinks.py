@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from server.client import StreamOptions, read_wav, stream_wav
+from server.client import StreamError, StreamOptions, read_wav, stream_wav
 from tests.support.http_receiver import HttpReceiver
 from tests.support.live_server import SAMPLE, LiveServer, free_port
 
@@ -119,8 +119,16 @@ async def test_a_failing_sink_warns_and_the_session_completes(
 
 
 async def test_bad_sink_refuses_the_start(gateway: LiveServer) -> None:
-    with pytest.raises(Exception, match="bad_message"):
+    with pytest.raises(StreamError, match="bad_message"):
         await _stream(gateway, [{"kind": "zoom", "url": "ftp://example/cc"}])
+    # German captions from a server without a translator would never come.
+    options = StreamOptions(
+        target_languages=["de"],
+        extra={"sinks": [{"kind": "zoom", "url": "http://x/cc", "lang": "de"}]},
+    )
+    with pytest.raises(StreamError, match="validation_failed.*translator"):
+        async for _ in stream_wav(gateway.ws_url, SAMPLE, options):
+            pass
 
 
 async def test_rest_attaches_a_webhook_to_a_live_session(gateway: LiveServer) -> None:
