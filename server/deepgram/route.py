@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -58,12 +59,9 @@ async def listen(websocket: WebSocket, services: WsServicesDep) -> None:
     try:
         async for event in bridge.events():
             # After a hang-up the session's events are drained unsent until it closes.
-            for message in mapper.map(event) if connected else ():
-                try:
-                    await _send(websocket, message)
-                except (WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
-                    connected = False
-                    bridge.disconnect()
+            if connected and not await _send_all(websocket, mapper.map(event)):
+                connected = False
+                bridge.disconnect()
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
@@ -129,6 +127,16 @@ async def _drain(websocket: WebSocket) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass
+
+
+async def _send_all(websocket: WebSocket, messages: list[dict[str, Any]]) -> bool:
+    """Send ``messages``; False once the client is gone."""
+    try:
+        for message in messages:
+            await _send(websocket, message)
+    except (WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
+        return False
+    return True
 
 
 async def _send(websocket: WebSocket, message: dict[str, object]) -> None:

@@ -135,3 +135,21 @@ class _RawSocket:
 
     async def send_close_stream(self) -> None:
         await self._ws.send(json.dumps({"type": "CloseStream"}))
+
+
+async def test_a_hang_up_ends_the_bridged_session(gateway: LiveServer) -> None:
+    """A client that drops mid-stream frees its session slot (bridged sessions do not resume)."""
+    url = f"ws://127.0.0.1:{gateway.port}/v1/listen?encoding=linear16&sample_rate=16000"
+
+    async def sessions(client: httpx.AsyncClient) -> int:
+        return int((await client.get(f"{gateway.http_url}/readyz")).json()["sessions"])
+
+    # Polling the server over HTTP: there is no local event to wait on.
+    async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(30):
+        async with connect(url) as ws:
+            await ws.send(_pcm()[: 3200 * 10])  # 1 s of speech
+            while await sessions(client) == 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        # The link is gone without CloseStream.
+        while await sessions(client):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
