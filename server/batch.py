@@ -32,6 +32,8 @@ _FRAME_SECONDS = 0.5
 _KEEPALIVE_SECONDS = 5.0
 _IGNORED_WARNINGS = {str(ErrorCode.LAGGING)}
 
+_RUNNING: set[asyncio.Task[None]] = set()
+
 ProgressCallback = Callable[[float, float], None]
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -119,10 +121,14 @@ async def run_batch(
     session = StreamSession(bridge.as_websocket(), bridged_services(services, unpaced=True))
     bridge.start(_start_message(request))
     task = asyncio.create_task(session.run())
+    # asyncio holds tasks weakly; the session must outlive a caller that was cancelled.
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
     progress = _Progress(request.audio.seconds, on_progress)
     feeder = asyncio.create_task(_feed(bridge, request.audio, progress))
     result = BatchResult()
     failure: dict[str, Any] | None = None
+    completed = False
     try:
         async for event in bridge.events():
             kind = event["type"]
@@ -135,12 +141,15 @@ async def run_batch(
             result.events.append(event)
             if on_event is not None:
                 on_event(event)
+        completed = True
     finally:
+        # Synchronous first: a cancelled caller (its client hung up) may be cancelled again
+        # at every await below, and the session must hear of it regardless.
         feeder.cancel()
-        await asyncio.gather(feeder, return_exceptions=True)
-        if not task.done():
-            bridge.disconnect()
-        await task
+        if not completed:
+            bridge.abandon()
+        # Shielded: cancelling the caller must not cancel the session; it ends by itself.
+        await asyncio.shield(task)
     if failure is not None:
         raise RasstError(ErrorCode(failure["code"]), failure["message"], detail=failure["detail"])
     progress.done(request.audio.seconds)

@@ -47,6 +47,7 @@ class SessionBridge:
         self._inbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._outbound: asyncio.Queue[str | None] = asyncio.Queue(maxsize=_OUTBOUND_LIMIT)
         self._closed = False
+        self._abandoned = False
 
     # -- the session's side (Starlette's WebSocket API) ---------------------
 
@@ -57,7 +58,8 @@ class SessionBridge:
         return await self._inbound.get()
 
     async def send_text(self, text: str) -> None:
-        if self._closed:
+        if self._closed or self._abandoned:
+            # The session reads this as a client that is gone.
             raise RuntimeError("the bridge is closed")
         await self._outbound.put(text)
 
@@ -67,7 +69,8 @@ class SessionBridge:
         self._closed = True
         self.close_code = code
         self.close_reason = reason or ""
-        await self._outbound.put(None)
+        if not self._abandoned:
+            await self._outbound.put(None)
 
     # -- the adapter's side -------------------------------------------------
 
@@ -86,6 +89,20 @@ class SessionBridge:
 
     def disconnect(self) -> None:
         self._inbound.put_nowait({"type": "websocket.disconnect", "code": 1000})
+
+    def abandon(self) -> None:
+        """The adapter's client is gone: the session's sends fail at once and it ends.
+
+        Events not yet read are dropped and :meth:`events` ends now, so neither side
+        waits on a queue nobody drains.
+        """
+        if self._abandoned:
+            return
+        self._abandoned = True
+        self.disconnect()
+        while not self._outbound.empty():
+            self._outbound.get_nowait()
+        self._outbound.put_nowait(None)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """The session's events, in order, until it closes the bridge."""

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.types import Send
 
 from glossary.auth import key_from_headers
 from kernel.errors import ErrorCode, RasstError, error_body
@@ -33,6 +34,7 @@ from server.routes import ServicesDep
 from server.subtitles import UnknownLanguage, cues_for, render
 
 router = APIRouter(tags=["batch"])
+_KEEPALIVE_SECONDS = 5.0
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 # ISO-639-1 names OpenAI reports in verbose_json's ``language``.
@@ -84,7 +86,7 @@ async def transcriptions(
         batch.target_languages[0] if batch.target_languages else None
     )
     if stream:
-        return StreamingResponse(
+        return _ClosingStreamingResponse(
             _sse(services, batch, response_format, output_lang),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
@@ -206,15 +208,23 @@ async def _sse(
     job = asyncio.create_task(run_batch(services, batch, on_progress, on_event))
     try:
         while not job.done() or not queue.empty():
-            if queue.empty():
-                getter = asyncio.ensure_future(queue.get())
-                await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if not queue.empty():
+                yield _event(queue.get_nowait())
+                continue
+            getter = asyncio.ensure_future(queue.get())
+            try:
+                done, _ = await asyncio.wait(
+                    {job, getter}, timeout=_KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
                 if not getter.done():
                     getter.cancel()
-                    continue
+            if getter in done:
                 yield _event(getter.result())
-            else:
-                yield _event(queue.get_nowait())
+            elif not done:
+                # A slow stage: an SSE comment keeps proxies from timing the answer out and
+                # finds a client that has gone (the send fails, the job is cancelled).
+                yield b": keep-alive\n\n"
         try:
             result = job.result()
         except RasstError as exc:
@@ -238,6 +248,22 @@ async def _sse(
             job.cancel()
             with contextlib.suppress(BaseException):
                 await job
+
+
+class _ClosingStreamingResponse(StreamingResponse):
+    """Closes its generator when the client goes, so the batch job is cancelled at once.
+
+    Starlette stops iterating when a send fails but leaves the generator open; its
+    ``finally`` (which cancels the job) would run only when it is garbage collected.
+    """
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def _event(payload: dict[str, Any]) -> bytes:

@@ -55,13 +55,10 @@ async def listen(websocket: WebSocket, services: WsServicesDep) -> None:
     mapper = ResultMapper(params, uuid.uuid4().hex)
     session_task = asyncio.create_task(session.run())
     reader = asyncio.create_task(_read_client(websocket, bridge))
-    connected = True
     try:
         async for event in bridge.events():
-            # After a hang-up the session's events are drained unsent until it closes.
-            if connected and not await _send_all(websocket, mapper.map(event)):
-                connected = False
-                bridge.disconnect()
+            if not await _send_all(websocket, mapper.map(event)):
+                bridge.abandon()  # the client hung up: end the session now
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
@@ -92,7 +89,7 @@ async def _read_client(websocket: WebSocket, bridge: SessionBridge) -> None:
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
-            bridge.disconnect()
+            bridge.abandon()
             return
         data = message.get("bytes")
         if data is not None:

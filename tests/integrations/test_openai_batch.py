@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from openai import OpenAI
 
-from tests.support.live_server import SAMPLE, LiveServer
+from tests.support.live_server import SAMPLE, TWO_CITIES, LiveServer
 
 
 def _client(server: LiveServer) -> OpenAI:
@@ -81,3 +83,28 @@ def test_openai_client_streaming_transcription(gateway: LiveServer) -> None:
     deltas = "".join(e.delta for e in events if e.type == "transcript.text.delta")
     assert deltas.strip() == events[-1].text
     assert "worst of times" in events[-1].text.lower()
+
+
+def test_a_client_that_hangs_up_ends_the_batch_job(gateway: LiveServer) -> None:
+    """The 44 s recording: leave after the first progress event; the session slot is freed."""
+    with (
+        httpx.Client(base_url=gateway.http_url, timeout=30) as client,
+        client.stream(
+            "POST",
+            "/v1/audio/transcriptions",
+            data={"stream": "true"},
+            files={"file": ("talk.wav", TWO_CITIES.read_bytes(), "audio/wav")},
+        ) as response,
+    ):
+        assert response.status_code == 200
+        first = next(line for line in response.iter_lines() if line.startswith("data: "))
+        assert json.loads(first[6:])["type"] == "rasst.progress"
+        assert client.get("/readyz").json()["sessions"] == 1
+    deadline = time.monotonic() + 20
+    while client_sessions(gateway) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert client_sessions(gateway) == 0
+
+
+def client_sessions(gateway: LiveServer) -> int:
+    return int(httpx.get(f"{gateway.http_url}/readyz", timeout=5).json()["sessions"])
