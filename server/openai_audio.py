@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.types import Send
 
 from glossary.auth import key_from_headers
+from glossary.router import TenantDep
 from kernel.errors import ErrorCode, RasstError, error_body
 from server.batch import BatchRequest, BatchResult, decode_wav, run_batch
 from server.routes import ServicesDep
@@ -52,6 +53,8 @@ _LANGUAGE_NAMES = {"en": "english", "de": "german", "zh": "chinese", "ja": "japa
 async def transcriptions(
     request: Request,
     services: ServicesDep,
+    # Checked before the upload is read: an anonymous call gets 401, not a validation error.
+    tenant: TenantDep,
     file: Annotated[UploadFile, File(description="A 16-bit PCM WAV recording.")],
     model: Annotated[str, Form()] = "rasst",
     language: Annotated[str | None, Form(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = None,
