@@ -55,6 +55,8 @@ class ErrorCode(StrEnum):
     SPEECH_FRONTEND_FAILED = "speech_frontend_failed"
     # The glossary database cannot be reached (REST: 503; retry shortly).
     STORE_UNAVAILABLE = "store_unavailable"
+    # Several replicas: the shared event bus (Redis) is down; sessions go on.
+    BUS_UNAVAILABLE = "bus_unavailable"
     LAGGING = "lagging"
     # A caption sink (Zoom, YouTube, webhook) refused or failed a delivery: a warning only.
     SINK_FAILED = "sink_failed"
@@ -103,6 +105,7 @@ _INFO: dict[ErrorCode, _CodeInfo] = {
     ErrorCode.LLM_UNAVAILABLE: _CodeInfo(503, 1011),
     ErrorCode.SPEECH_FRONTEND_FAILED: _CodeInfo(500, 1011),
     ErrorCode.STORE_UNAVAILABLE: _CodeInfo(503, 1013),
+    ErrorCode.BUS_UNAVAILABLE: _CodeInfo(503, 1013),
     ErrorCode.LAGGING: _CodeInfo(503, 1013),
     ErrorCode.SINK_FAILED: _CodeInfo(502, 1011),
     ErrorCode.INTERNAL_ERROR: _CodeInfo(500, 1011),

@@ -18,6 +18,7 @@ from retriever.word_evidence import WordRetrievalParams
 from server import web
 from server.asr.front_end import FrontEndParams
 from server.asr.models import AsrModelParams
+from server.bus import BusParams, EventBus
 from server.deepgram.route import router as deepgram_router
 from server.glossary_access import StoreGlossaryAccess
 from server.http_guard import RequestGuard
@@ -111,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 stack.push_async_callback(translator.aclose)
                 services.translator = translator
+            if settings.redis_url:
+                services.bus = await _start_bus(settings, services, stack)
             app.state.settings = settings
             app.state.glossary_store = store
             app.state.services = services
@@ -175,6 +178,43 @@ def _build_retriever(settings: Settings) -> EmbeddedRetrieverService | RemoteRet
             retrieval=WordRetrievalParams(aggregation, candidates=settings.retrieval_candidates),
         )
     )
+
+
+async def _start_bus(
+    settings: Settings, services: GatewayServices, stack: AsyncExitStack
+) -> EventBus:
+    """The shared event bus of several replicas: feeds and resume tokens go on Redis too."""
+    assert settings.redis_url is not None
+    bus = EventBus(
+        BusParams(
+            url=settings.redis_url,
+            pod_address=settings.internal_address,
+            stream_max_events=settings.bus_stream_max_events,
+            lease_seconds=settings.bus_lease_seconds,
+            retain_seconds=settings.bus_retain_seconds,
+        )
+    )
+    await bus.start()
+    stack.push_async_callback(bus.aclose)
+    services.feeds.sink = bus
+    services.sessions.bus = bus
+    services.metrics.bus_up.set_function(lambda: float(bus.healthy))
+    services.metrics.bus_dropped_events.set_function(lambda: float(bus.dropped_events))
+
+    def tell_sessions(healthy: bool) -> None:
+        if healthy:
+            return
+        for feed in services.feeds.live():
+            if feed.on_sink_trouble is not None:
+                feed.on_sink_trouble()
+
+    bus.on_health(tell_sessions)
+    log.info(
+        "event bus on %s; this gateway is %s",
+        settings.redis_url.split("@")[-1],
+        bus.params.pod_address,
+    )
+    return bus
 
 
 def speech_worker_params(settings: Settings) -> SpeechWorkerParams:

@@ -17,20 +17,38 @@ import json
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 _VIEWER_QUEUE = 1000
 
 
+class FeedSink(Protocol):
+    """Where a gateway's own feeds are copied to (the shared bus of several replicas)."""
+
+    def opened(self, feed: SessionFeed) -> None: ...
+
+    def published(self, feed: SessionFeed, text: str, retain: bool) -> None: ...
+
+    def closed(self, feed: SessionFeed) -> None: ...
+
+
 class SessionFeed:
-    def __init__(self, session_id: str, tenant: str, max_events: int) -> None:
+    def __init__(
+        self, session_id: str, tenant: str, max_events: int, viewer_token: str | None = None
+    ) -> None:
         self.session_id = session_id
         self.tenant = tenant
         # Unguessable: whoever has the link may read this session's captions.
-        self.viewer_token = secrets.token_urlsafe(18)
+        self.viewer_token = viewer_token or secrets.token_urlsafe(18)
         self.opened_at = time.time()
         self.closed_at: float | None = None
+        # Why a feed ended without its session ending (a mirror whose owner pod is gone).
+        self.failure: str | None = None
+        # Copies of this session's own events go there too (None: this process only).
+        self.sink: FeedSink | None = None
+        # Called when the sink stops taking events (the speaker is warned once).
+        self.on_sink_trouble: Callable[[], None] | None = None
         self._events: list[str] = []
         self._max_events = max_events
         self._truncated = False
@@ -60,31 +78,46 @@ class SessionFeed:
                 queue.put_nowait(text)
             except asyncio.QueueFull:
                 self._drop(queue)
+        if self.sink is not None:
+            self.sink.published(self, text, retain)
 
-    def close(self) -> None:
+    def close(self, failure: str | None = None) -> None:
+        if self.closed_at is not None:
+            return
+        self.failure = failure
         self.closed_at = time.time()
+        if self.sink is not None:
+            self.sink.closed(self)
         for queue in list(self._viewers):
-            # Followers (viewers, caption sinks) still get the session's last events.
+            # The end goes after what each viewer has still to read (the summary, the last
+            # captions); only a viewer already a full queue behind loses its tail.
             try:
                 queue.put_nowait(None)
             except asyncio.QueueFull:
                 self._drop(queue)
+            self._viewers.discard(queue)
 
     def events(self) -> list[dict[str, Any]]:
         """The events so far, decoded (for subtitle export)."""
         return [json.loads(text) for text in self._events]
 
+    def retained(self) -> list[str]:
+        """The kept events, serialised (to re-publish them to a bus that lost them)."""
+        return list(self._events)
+
     async def follow(self) -> AsyncIterator[str]:
         """Past events, then live ones until the session ends or this viewer falls behind."""
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=_VIEWER_QUEUE)
         backlog = list(self._events)
-        if self.live:
+        following = self.live
+        if following:
             self._viewers.add(queue)
         try:
             for text in backlog:
                 yield text
-            if not self.live:
+            if not following:
                 return
+            # Everything published since joining, up to the end (or this viewer's drop).
             while (item := await queue.get()) is not None:
                 yield item
         finally:
@@ -100,7 +133,14 @@ class SessionFeed:
 class FeedHub:
     """All feeds of this gateway process: live ones and recently finished ones."""
 
-    def __init__(self, *, max_events_per_feed: int = 50_000, retain_finished: int = 200) -> None:
+    def __init__(
+        self,
+        *,
+        max_events_per_feed: int = 50_000,
+        retain_finished: int = 200,
+        sink: FeedSink | None = None,
+    ) -> None:
+        self.sink = sink
         self._max_events = max_events_per_feed
         self._retain = retain_finished
         self._feeds: OrderedDict[str, SessionFeed] = OrderedDict()
@@ -111,7 +151,17 @@ class FeedHub:
         self._feeds[session_id] = feed
         self._by_token[feed.viewer_token] = feed
         self._evict()
+        if self.sink is not None:
+            feed.sink = self.sink
+            self.sink.opened(feed)
         return feed
+
+    @property
+    def max_events_per_feed(self) -> int:
+        return self._max_events
+
+    def live(self) -> list[SessionFeed]:
+        return [feed for feed in self._feeds.values() if feed.live]
 
     def by_token(self, token: str) -> SessionFeed | None:
         return self._by_token.get(token)

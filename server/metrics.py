@@ -59,6 +59,16 @@ class GatewayMetrics:
             ["outcome"],
             registry=r,
         )
+        self.bus_up = Gauge(
+            "rasst_bus_up",
+            "1 while the shared event bus (Redis) takes this gateway's events; 0 while it is down.",
+            registry=r,
+        )
+        self.bus_dropped_events = Gauge(
+            "rasst_bus_dropped_events",
+            "Events not copied to the bus because its outbox was full during an outage.",
+            registry=r,
+        )
         self.sessions_detached = Gauge(
             "rasst_sessions_detached",
             "Sessions whose speaker connection dropped, waiting for session.resume.",

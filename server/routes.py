@@ -77,6 +77,9 @@ async def readyz(services: ServicesDep) -> JSONResponse:
                 backends["llm"] = bool(await check_llm())
         except Exception:
             backends["llm"] = False
+    if services.bus is not None:
+        # Sessions go on without the bus; only other replicas' view of them pauses.
+        backends["bus"] = services.bus.healthy
     return JSONResponse(
         {
             "status": "ready" if ready else "not_ready",

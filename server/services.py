@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from glossary.model import GlossarySnapshot
 from kernel.errors import ErrorCode, RasstError
+from server.bus import EventBus
 from server.feeds import FeedHub
 from server.metrics import GatewayMetrics
 from server.ratelimit import RateLimiter
@@ -89,6 +90,8 @@ class SessionRegistry:
         self._closing = False
         self._empty = asyncio.Event()
         self._empty.set()
+        # With several replicas, resume tokens are also published on the bus.
+        self.bus: EventBus | None = None
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -128,6 +131,8 @@ class SessionRegistry:
                 del self._per_tenant[tenant]
         for digest in [d for d, s in self._resumable.items() if s is session]:
             del self._resumable[digest]
+            if self.bus is not None:
+                self.bus.resume_token_dropped(digest)
         if not self._sessions:
             self._empty.set()
 
@@ -163,11 +168,14 @@ class SessionRegistry:
 
     def issue_resume_token(self, session: StreamSession) -> str:
         token = secrets.token_urlsafe(32)
-        self._resumable[_token_digest(token)] = session
+        digest = token_digest(token)
+        self._resumable[digest] = session
+        if self.bus is not None:
+            self.bus.resume_token_issued(digest, session.session_id)
         return token
 
     def resumable(self, token: str) -> StreamSession | None:
-        return self._resumable.get(_token_digest(token))
+        return self._resumable.get(token_digest(token))
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Refuse new sessions, ask live ones to finish, wait up to the grace period."""
@@ -182,7 +190,7 @@ class SessionRegistry:
                 session.abort_now()
 
 
-def _token_digest(token: str) -> str:
+def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -198,3 +206,5 @@ class GatewayServices:
     feeds: FeedHub = field(default_factory=FeedHub)
     sinks: SinkHub = field(default_factory=SinkHub)
     rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
+    # The shared event bus of several replicas (RASST_REDIS_URL); None: this process alone.
+    bus: EventBus | None = None

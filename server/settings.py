@@ -7,6 +7,7 @@ The glossary and retriever packages read their own settings (``GlossarySettings`
 from __future__ import annotations
 
 import os
+import socket
 from functools import lru_cache
 from typing import Literal
 
@@ -132,6 +133,19 @@ class Settings(GlossarySettings, RetrieverSettings):
 
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
+    # Several replicas (docs/operations.md, "Several gateways"): the shared event bus on
+    # Redis. Unset: this process alone, as before.
+    redis_url: str | None = None
+    # How the other replicas reach this one (http://host:port), for cross-replica resume;
+    # unset: http://<host>:<port>, with this machine's address when host is 0.0.0.0.
+    pod_address: str | None = None
+    # Events kept per session on the bus (the cross-replica replay buffer).
+    bus_stream_max_events: int = Field(default=20_000, ge=100)
+    # A live session's bus entries lapse this long after its gateway stops renewing them.
+    bus_lease_seconds: float = Field(default=15.0, ge=3.0)
+    # An ended session stays on the bus this long (late viewers, subtitles).
+    bus_retain_seconds: float = Field(default=3600.0, gt=0)
+
     @model_validator(mode="after")
     def _apply_preset(self) -> Settings:
         if self.preset == "paper":
@@ -146,10 +160,32 @@ class Settings(GlossarySettings, RetrieverSettings):
             raise ValueError(f"unknown log level {value!r}")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value or None
+
+    @field_validator("pod_address")
+    @classmethod
+    def _pod_address(cls, value: str | None) -> str | None:
+        return http_url(value)
+
     @field_validator("retriever_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return http_url(value)
+
+    @property
+    def internal_address(self) -> str:
+        """This gateway's address for the other replicas (pod_address, else derived)."""
+        if self.pod_address:
+            return self.pod_address
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostbyname(socket.gethostname())
+        return f"http://{host}:{self.port}"
 
     @property
     def worker_count(self) -> int:

@@ -9,14 +9,17 @@ session id routes are tenant-scoped with the glossary API's key check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from redis.exceptions import RedisError
 
 from glossary.router import TenantDep
 from kernel.errors import ErrorCode, RasstError, ws_close_code
@@ -71,7 +74,7 @@ async def speaker_page() -> FileResponse:
 
 @router.get("/view/{token}", response_class=FileResponse, include_in_schema=False)
 async def viewer_page(token: str, services: ServicesDep) -> Response:
-    if services.feeds.by_token(token) is None:
+    if await _find_by_token(services, token) is None:
         return HTMLResponse(
             "<!doctype html><meta charset=utf-8><title>Not found</title>"
             "<p>This captioning session does not exist or has expired.</p>",
@@ -85,7 +88,11 @@ async def viewer_page(token: str, services: ServicesDep) -> Response:
 async def view(websocket: WebSocket, token: str, services: WsServicesDep) -> None:
     """Read-only event stream of one session: past events, then live ones; close 1000 at its end."""
     await websocket.accept()
-    feed = services.feeds.by_token(token)
+    try:
+        feed = await _find_by_token(services, token)
+    except RasstError as exc:
+        await _close_with_error(websocket, exc)
+        return
     if feed is None:
         await _close_with_error(
             websocket, RasstError(ErrorCode.NOT_FOUND, "unknown or expired viewer link")
@@ -101,7 +108,7 @@ async def view(websocket: WebSocket, token: str, services: WsServicesDep) -> Non
 )
 async def viewer_qr(token: str, request: Request, services: ServicesDep) -> Response:
     """QR code of the viewer link, for the audience to scan."""
-    _feed_by_token(services, token)
+    await _feed_by_token(services, token)
     import segno  # imported on first use: only QR requests need it
 
     url = str(request.url_for("viewer_page", token=token))
@@ -128,6 +135,12 @@ async def session_subtitles(
 ) -> Response:
     """SRT or WebVTT of a live or recently finished session of the caller's tenant."""
     feed = services.feeds.get(session_id, tenant)
+    if feed is None and services.bus is not None:
+        # Held (or last held) by another replica.
+        async with _bus_errors():
+            remote = await services.bus.find_session(session_id)
+            if remote is not None and remote.tenant == tenant:
+                feed = await services.bus.mirror(remote)
     if feed is None:
         raise RasstError(ErrorCode.NOT_FOUND, f"no session {session_id!r}")
     return _subtitles(feed, fmt, lang)
@@ -142,14 +155,36 @@ async def viewer_subtitles(
     token: str, fmt: Literal["srt", "vtt"], services: ServicesDep, lang: LangQuery = None
 ) -> Response:
     """The same export through a viewer link (no API key: the token is the permission)."""
-    return _subtitles(_feed_by_token(services, token), fmt, lang)
+    return _subtitles(await _feed_by_token(services, token), fmt, lang)
 
 
-def _feed_by_token(services: GatewayServices, token: str) -> SessionFeed:
+async def _find_by_token(services: GatewayServices, token: str) -> SessionFeed | None:
+    """This gateway's feed for ``token``, else a mirror of another replica's session."""
     feed = services.feeds.by_token(token)
+    if feed is not None or services.bus is None:
+        return feed
+    async with _bus_errors():
+        remote = await services.bus.find_token(token)
+        return await services.bus.mirror(remote) if remote is not None else None
+
+
+async def _feed_by_token(services: GatewayServices, token: str) -> SessionFeed:
+    feed = await _find_by_token(services, token)
     if feed is None:
         raise RasstError(ErrorCode.NOT_FOUND, "unknown or expired viewer link")
     return feed
+
+
+@contextlib.asynccontextmanager
+async def _bus_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise RasstError(
+            ErrorCode.BUS_UNAVAILABLE,
+            "this session is held by another gateway and the event bus is unavailable; "
+            "retry shortly",
+        ) from exc
 
 
 def _subtitles(feed: SessionFeed, fmt: SubtitleFormat, lang: str | None) -> Response:
@@ -190,7 +225,9 @@ async def _forward(websocket: WebSocket, feed: SessionFeed) -> None:
         async for text in feed.follow():
             async with asyncio.timeout(_VIEWER_SEND_TIMEOUT):
                 await websocket.send_text(text)
-        if feed.live:  # the feed dropped this viewer: it fell too far behind
+        if feed.failure is not None:  # a mirror whose source went away
+            await _close_with_error(websocket, RasstError(ErrorCode.BUS_UNAVAILABLE, feed.failure))
+        elif feed.live:  # the feed dropped this viewer: it fell too far behind
             await _close_with_error(
                 websocket, RasstError(ErrorCode.CLIENT_TOO_SLOW, "the viewer fell behind")
             )

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from fastapi import WebSocket
 from pydantic import BaseModel
+from redis.exceptions import RedisError
 
 from kernel.errors import ErrorCode, RasstError, ws_close_code
 from kernel.frames import (
@@ -59,6 +60,7 @@ from kernel.frames import (
 )
 from server.asr.hotwords import hotwords_for
 from server.audio import decode_frame
+from server.bus.forward import relay_resume
 from server.catchup import merge_chunks, merge_terms
 from server.protocol import (
     SessionEnd,
@@ -67,7 +69,7 @@ from server.protocol import (
     SessionSummary,
     parse_client_message,
 )
-from server.services import GatewayServices
+from server.services import GatewayServices, token_digest
 from server.session import admission, events
 from server.session.accounting import StreamAccounting
 from server.session.evidence import AnalysedChunk, ChunkEvidence
@@ -156,6 +158,7 @@ class StreamSession:
                 self.session_id, self._tenant, start, self._services, time.monotonic()
             )
             self._log.feed = self._pipeline.feed
+            self._pipeline.feed.on_sink_trouble = self._bus_trouble
             await admission.open_stages(self._pipeline, self._services, self._warn)
             if self._settings.resume_grace_seconds > 0:
                 self._resume_token = self._services.sessions.issue_resume_token(self)
@@ -164,6 +167,8 @@ class StreamSession:
                     self.session_id, self._pipeline, self._services, self._resume_token
                 )
             )
+            if self._services.bus is not None and not self._services.bus.healthy:
+                self._bus_trouble()  # after session.started: the warning is the next event
             self._stream_task = asyncio.current_task()
             await self._stream()
             if not self._link.attached and not self._shutdown_requested:
@@ -474,6 +479,16 @@ class StreamSession:
         self._metrics.warnings.labels(code=str(warning.code)).inc()
         self._emit(events.warning(warning))
 
+    def _bus_trouble(self) -> None:
+        """The shared bus went down: this session goes on, but other replicas lose sight of it."""
+        self._warn(
+            StageWarning(
+                ErrorCode.BUS_UNAVAILABLE,
+                "the event bus is unavailable: viewers on other gateways and resuming through "
+                "them pause until it is back; this session goes on",
+            )
+        )
+
     def _report_error(self, exc: RasstError) -> None:
         """A non-fatal error: the stream goes on (fatal ones end in _end_with_error)."""
         self._stats.errors += 1
@@ -592,6 +607,18 @@ class StreamSession:
 
     async def _resume_other(self, message: SessionResume) -> None:
         target = self._services.sessions.resumable(message.resume_token)
+        bus = self._services.bus
+        if target is None and bus is not None:
+            # Held by another replica? Relay this connection there (the owner authenticates).
+            owner = await self._resume_owner(message.resume_token)
+            if owner is not None:
+                await relay_resume(
+                    self._link.ws,
+                    owner,
+                    message.model_dump_json(exclude_none=True),
+                    self._settings.idle_timeout_seconds,
+                )
+                return
         tenant = await admission.authenticate(
             self._link.ws, self._services, message.api_key, self._tenant
         )
@@ -604,6 +631,22 @@ class StreamSession:
         self.session_id = target.session_id
         released = await target.attach(self._link.ws, message.last_seq)
         await released.wait()
+
+    async def _resume_owner(self, token: str) -> str | None:
+        """Another pod that holds this token's session, from the bus (None: none known)."""
+        bus = self._services.bus
+        assert bus is not None
+        try:
+            owner = await bus.resume_owner(token_digest(token))
+        except (RedisError, OSError) as exc:
+            raise RasstError(
+                ErrorCode.RESUME_FAILED,
+                f"the event bus is unavailable ({type(exc).__name__}); "
+                "resume on the same gateway or start a new session",
+            ) from None
+        if owner is None or owner == bus.params.pod_address:
+            return None
+        return owner
 
     async def _end_with_error(self, failure: RasstError, reason: str) -> None:
         """The explicit end of a failed stream: pending events, error, summary, close."""

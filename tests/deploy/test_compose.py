@@ -53,6 +53,7 @@ def test_services_and_profiles(compose: dict[str, Any]) -> None:
         "gateway",
         "retriever",
         "vllm",
+        "redis",
     }
     assert services["gateway-cpu"]["profiles"] == ["cpu"]
     assert "depends_on" not in services["gateway-cpu"]
@@ -66,11 +67,17 @@ def test_gateway_waits_for_healthy_backends_and_talks_to_them(compose: dict[str,
     assert gateway["depends_on"] == {
         "retriever": {"condition": "service_healthy"},
         "vllm": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
     }
     env = gateway["environment"]
     assert env["RASST_RETRIEVER_URL"] == "http://retriever:8001"
     assert env["RASST_LLM_URL"] == "http://vllm:8000"
-    for name in ("gateway", "gateway-cpu", "retriever", "vllm"):
+    assert env["RASST_REDIS_URL"] == "redis://redis:6379/0"
+    Settings(redis_url=env["RASST_REDIS_URL"])  # the gateway accepts it
+    # The bus holds nothing precious: no persistence, bounded memory.
+    redis = compose["services"]["redis"]["command"]
+    assert "--maxmemory" in redis and redis[redis.index("--save") + 1] == ""
+    for name in ("gateway", "gateway-cpu", "retriever", "vllm", "redis"):
         assert "healthcheck" in compose["services"][name], name
     assert "/readyz" in " ".join(gateway["healthcheck"]["test"])
     assert "/health" in " ".join(compose["services"]["vllm"]["healthcheck"]["test"])

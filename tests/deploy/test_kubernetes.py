@@ -166,6 +166,32 @@ def test_ingress_terminates_tls_and_allows_long_websockets(
     assert timeout > Settings.model_fields["idle_timeout_seconds"].default
 
 
+def test_replicas_share_the_event_bus_without_client_pinning(
+    objects: dict[tuple[str, str], Any],
+) -> None:
+    # Viewers, resume and subtitles work on any pod: no affinity, one Redis for all pods.
+    assert "sessionAffinity" not in objects[("Service", "rasst-gateway")]["spec"]
+    redis_url = objects[("ConfigMap", "rasst-gateway")]["data"]["RASST_REDIS_URL"]
+    service = objects[("Service", "rasst-redis")]
+    port = service["spec"]["ports"][0]["port"]
+    assert redis_url == f"redis://{service['metadata']['name']}:{port}/0"
+    pod, redis = _container(objects, "Deployment", "rasst-redis")
+    assert objects[("Deployment", "rasst-redis")]["spec"]["replicas"] == 1
+    assert "--maxmemory" in redis["args"] and redis["resources"]["limits"]["memory"]
+    assert redis["readinessProbe"]["exec"]["command"] == ["redis-cli", "ping"]
+    # Each gateway pod tells the others its own address (the resume relay's target).
+    _, gateway = _container(objects, "Deployment", "rasst-gateway")
+    env = {e["name"]: e for e in gateway["env"]}
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert env["RASST_POD_ADDRESS"]["value"] == "http://$(POD_IP):8000"
+    Settings(pod_address="http://10.0.0.7:8000", redis_url=redis_url)
+    # Only gateways reach Redis.
+    policy = objects[("NetworkPolicy", "rasst-redis")]["spec"]
+    assert policy["ingress"][0]["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "rasst-gateway"}}}
+    ]
+
+
 # -- the LLM tier: vLLM production-stack Helm values (not Kubernetes objects) -------------
 
 VALUES = K8S / "llm" / "production-stack-values.yaml"

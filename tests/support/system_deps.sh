@@ -3,6 +3,7 @@
 #   flite, sox      speech synthesis for retrieval and evaluation tests (sox: time-stretch)
 #   festival + festvox-us-slt-hts   the festival voice of `rasst data synth` (evaluation tests)
 #   postgresql      the real PostgreSQL server the glossary store is tested against
+#   redis-server    the real Redis of the multi-gateway tests (the shared event bus)
 #   chromium        the real browser of the web page tests (driven by Playwright)
 #   fonts-noto-cjk  so screenshots of Chinese/Japanese captions show glyphs
 set -euo pipefail
@@ -13,6 +14,7 @@ command -v sox >/dev/null 2>&1 || missing+=(sox)
 command -v text2wave >/dev/null 2>&1 || missing+=(festival)
 [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] || missing+=(festvox-us-slt-hts)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -d /usr/share/fonts/opentype/noto ] || missing+=(fonts-noto-cjk)
 
