@@ -2,7 +2,7 @@
 
 * Zoom closed-caption API: ``POST {caption URL}&seq=N&lang=xx-YY``, ``text/plain``
   UTF-8 body holding only the caption text; ``seq`` increases by one per new caption
-  and stays the same on a retry.
+  and stays the same on a retry; ``GET …/closedcaption/seq`` gives the last one accepted.
 * YouTube Live captions over HTTP: ``POST {ingestion URL}&seq=N``, ``text/plain`` body
   of ``<UTC time>\\n<text>\\n`` blocks, time as ``YYYY-MM-DDTHH:MM:SS.mmm``; a line break
   inside a caption is ``<br>``.
@@ -35,6 +35,17 @@ def with_query(url: str, **params: str | int) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
     query += [(k, str(v)) for k, v in params.items()]
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def zoom_seq_url(url: str) -> str:
+    """Zoom's ``/closedcaption/seq`` (GET: the last accepted ``seq``) for a caption URL."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/seq"))
+
+
+def parse_zoom_seq(body: str) -> int | None:
+    text = body.strip()
+    return int(text) if text.isdigit() else None
 
 
 def zoom_lang(lang: str) -> str:

@@ -14,7 +14,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from server.feeds import SessionFeed
-from server.sinks.formats import webhook_request, youtube_request, zoom_request
+from server.sinks.formats import (
+    parse_zoom_seq,
+    webhook_request,
+    youtube_request,
+    zoom_request,
+    zoom_seq_url,
+)
 from server.sinks.models import SinkSpec, SinkStatus
 
 log = logging.getLogger(__name__)
@@ -94,6 +100,8 @@ class SinkRunner:
 
     async def _follow(self) -> None:
         async with httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=False) as client:
+            if self.spec.kind == "zoom":
+                self._seq = await _zoom_last_seq(client, self.spec.url)
             async for text in self._feed.follow():
                 event = json.loads(text)
                 if int(event.get("seq", 0)) <= self._after_seq:
@@ -171,6 +179,20 @@ class SinkRunner:
                 self._warn(message)
             except Exception as exc:  # the session may be ending: its warning is best effort
                 log.debug("sink warning not delivered: %r", exc)
+
+
+async def _zoom_last_seq(client: httpx.AsyncClient, url: str) -> int:
+    """Continue the meeting's caption counter (an earlier stream, a re-attached sink).
+
+    Zoom ignores a ``seq`` it has seen; its ``/closedcaption/seq`` tells the last one it
+    accepted. When that call fails, counting starts at 1 as for a new meeting.
+    """
+    try:
+        response = await client.get(zoom_seq_url(url))
+    except httpx.HTTPError:
+        return 0
+    last = parse_zoom_seq(response.text) if response.is_success else None
+    return last or 0
 
 
 def _terms_payload(event: dict[str, Any]) -> dict[str, Any] | None:

@@ -25,7 +25,8 @@ YOUTUBE_BODY = re.compile(r"\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\n[^\n]+\n\Z"
 @pytest.fixture
 def receivers() -> Iterator[dict[str, HttpReceiver]]:
     made = {
-        "zoom": HttpReceiver(fail_first=1),
+        # An earlier stream in this meeting got to seq 41: captions go on from 42.
+        "zoom": HttpReceiver(fail_first=1, get_body="41\n"),
         "youtube": HttpReceiver(),
         "webhook": HttpReceiver(),
     }
@@ -76,10 +77,12 @@ async def test_zoom_youtube_and_webhook_get_their_formats(
     await _settle(receivers, len(finals))
 
     zoom = receivers["zoom"]
-    # The first POST got a 500: the retry carries the same seq; then 1, 2, 3 …
-    assert zoom.requests[0].query["seq"] == zoom.requests[1].query["seq"] == ["1"]
+    # The last seq came from Zoom's /closedcaption/seq (with the URL's credentials); the first
+    # POST got a 500: the retry carries the same seq; then 43, 44 …
+    assert zoom.gets[0].startswith("/closedcaption/seq?id=42&")
+    assert zoom.requests[0].query["seq"] == zoom.requests[1].query["seq"] == ["42"]
     delivered = zoom.delivered()
-    assert [int(r.query["seq"][0]) for r in delivered] == list(range(1, len(finals) + 1))
+    assert [int(r.query["seq"][0]) for r in delivered] == list(range(42, 42 + len(finals)))
     for request in delivered:
         assert request.query["lang"] == ["en-US"]
         assert request.query["id"] == ["42"] and request.query["signature"] == ["s"]

@@ -23,6 +23,9 @@ class Received:
 @dataclass
 class HttpReceiver:
     fail_first: int = 0
+    # Answer to any GET (Zoom's /closedcaption/seq); None: 404.
+    get_body: str | None = None
+    gets: list[str] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
     answered: list[int] = field(default_factory=list)
 
@@ -46,6 +49,14 @@ class HttpReceiver:
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def do_GET(self) -> None:
+                receiver.gets.append(self.path)
+                body = (receiver.get_body or "").encode()
+                self.send_response(200 if receiver.get_body is not None else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *args: object) -> None:
                 pass
