@@ -68,7 +68,7 @@ def synth(
     """Synthesise each talk's segments at their reference offsets; print WAV and timing paths."""
     from evaluation.dataset import load_talks, resolve_dataset
     from evaluation.harness import synthesise
-    from evaluation.synth import default_cache_dir
+    from evaluation.synth import ToolMissing, default_cache_dir
 
     try:
         talks = load_talks(
@@ -76,7 +76,7 @@ def synth(
         )
         with _progress() as progress:
             made = synthesise(talks, voice, cache_dir or default_cache_dir(), progress)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, ToolMissing) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     for item in made:

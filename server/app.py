@@ -19,9 +19,11 @@ from server import web
 from server.asr.front_end import FrontEndParams
 from server.asr.models import AsrModelParams
 from server.bus import BusParams, EventBus
+from server.deepgram.route import router as deepgram_router
 from server.glossary_access import StoreGlossaryAccess
 from server.http_guard import RequestGuard
 from server.metrics import GatewayMetrics
+from server.openai_audio import router as openai_audio_router
 from server.protocol import PROTOCOL_VERSION
 from server.ratelimit import RateLimiter
 from server.retrieval import (
@@ -33,6 +35,7 @@ from server.retrieval import (
 from server.routes import router
 from server.services import AdmissionParams, GatewayServices, SessionRegistry
 from server.settings import Settings, get_settings
+from server.sinks.routes import router as sinks_router
 from server.translator import (
     DecodingParams,
     FaultParams,
@@ -155,6 +158,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(glossary.router.router)
     app.include_router(web.router)
+    app.include_router(deepgram_router)
+    app.include_router(openai_audio_router)
+    app.include_router(sinks_router)
     app.mount("/static", web.static_files(), name="static")
     install_error_handlers(app)
     app.add_middleware(RequestGuard, limiter=limiter, max_body_bytes=settings.max_request_bytes)

@@ -101,7 +101,12 @@ def stream(
     ] = None,
     lm: Annotated[int, typer.Option(min=1, max=4, help="Chunk size = 0.96 s × lm.")] = 2,
     speed: Annotated[
-        float, typer.Option(help="Playback speed, × real time (0 = no pacing).")
+        float,
+        typer.Option(
+            min=0,
+            help="Playback speed, × real time (0 = as fast as the server accepts; "
+            "for faster, `rasst subtitles FILE` runs batch work).",
+        ),
     ] = 1.0,
     server: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_SERVER,
     api_key: Annotated[str | None, typer.Option(envvar="RASST_API_KEY", help="API key.")] = None,
@@ -110,6 +115,8 @@ def stream(
     ] = False,
 ) -> None:
     """Stream a WAV file to the gateway and print live captions and translations."""
+    from websockets.exceptions import ConnectionClosed
+
     from server.client import StreamError, StreamOptions
 
     options = StreamOptions(
@@ -124,6 +131,9 @@ def stream(
         raise typer.Exit(1) from None
     except OSError as exc:
         console.print(f"[red]cannot reach {server}:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except ConnectionClosed as exc:
+        console.print(f"[red]the connection closed early:[/red] {exc}")
         raise typer.Exit(1) from None
     raise typer.Exit(0 if ok else 1)
 

@@ -89,7 +89,13 @@ class SessionFeed:
         if self.sink is not None:
             self.sink.closed(self)
         for queue in list(self._viewers):
-            self._drop(queue)
+            # The end goes after what each viewer has still to read (the summary, the last
+            # captions); only a viewer already a full queue behind loses its tail.
+            try:
+                queue.put_nowait(None)
+            except asyncio.QueueFull:
+                self._drop(queue)
+            self._viewers.discard(queue)
 
     def events(self) -> list[dict[str, Any]]:
         """The events so far, decoded (for subtitle export)."""
@@ -103,13 +109,15 @@ class SessionFeed:
         """Past events, then live ones until the session ends or this viewer falls behind."""
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=_VIEWER_QUEUE)
         backlog = list(self._events)
-        if self.live:
+        following = self.live
+        if following:
             self._viewers.add(queue)
         try:
             for text in backlog:
                 yield text
-            if not self.live:
+            if not following:
                 return
+            # Everything published since joining, up to the end (or this viewer's drop).
             while (item := await queue.get()) is not None:
                 yield item
         finally:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from kernel.errors import ErrorCode, RasstError
+from server.sinks.models import SinkSpec
 
 PROTOCOL_VERSION = 1
 SUPPORTED_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -82,6 +83,13 @@ class SessionStart(_Model):
         default=None, description="For clients that cannot set an Authorization header."
     )
     client: Text | None = Field(default=None, max_length=200, description="Free-form client name.")
+    sinks: list[SinkSpec] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Caption destinations (Zoom, YouTube Live, webhook) fed while the session "
+        "runs; a failing one sends a sink_failed warning and never slows the session "
+        "(docs/integrations.md).",
+    )
 
 
 class SessionEnd(_Model):

@@ -61,3 +61,27 @@ def test_finished_feeds_are_retained_up_to_the_limit() -> None:
     assert hub.get("s0", "t") is None and hub.get("s1", "t") is None
     assert hub.get("s2", "t") is feeds[2] and hub.get("s3", "t") is feeds[3]
     assert hub.by_token(feeds[0].viewer_token) is None
+
+
+async def test_the_end_does_not_cut_a_viewers_unread_tail() -> None:
+    # Found by bench/viewer_fanout.py: a mirror gets the summary and the end in one read, and
+    # closing used to empty every viewer's queue, so viewers lost the session's last events.
+    feed = FeedHub().open("s1", "t1")
+    stream = feed.follow().__aiter__()
+    feed.publish("0")
+    assert await stream.__anext__() == "0"
+    for text in ("caption", "chunk.done", "summary"):
+        feed.publish(text)
+    feed.close()  # before the viewer read any of them
+    assert [t async for t in stream] == ["caption", "chunk.done", "summary"]
+    assert feed.viewers == 0
+
+
+async def test_a_viewer_still_reading_its_backlog_when_the_session_ends_gets_everything() -> None:
+    feed = FeedHub().open("s1", "t1")
+    feed.publish("a")
+    stream = feed.follow().__aiter__()
+    assert await stream.__anext__() == "a"  # joined while live, reading the backlog
+    feed.publish("b")
+    feed.close()
+    assert [t async for t in stream] == ["b"]
