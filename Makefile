@@ -19,7 +19,8 @@ install: $(BIN)/python
 run: install
 	$(BIN)/rasst serve --host $(HOST) --port $(PORT)
 
-# Test needs: Debian packages when missing (flite, festival, sox, postgresql, chromium);
+# Test needs: Debian packages when missing (flite, festival, sox, postgresql, redis-server,
+# chromium);
 # torch first and pinned to the CPU build (a bare torch requirement pulls a CUDA build of
 # several GB), then the package with its test, eval and neural extras, mweralign (GPL: the
 # evaluation only ever runs it as a subprocess, so it stays out of the package's dependencies);

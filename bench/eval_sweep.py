@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--server")
     parser.add_argument("--llm-url")
     parser.add_argument("--llm-model")
+    parser.add_argument("--llm-mode", choices=["speech", "text", "auto"])
     parser.add_argument("--workers", type=int)
     parser.add_argument("--speed", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -55,6 +56,7 @@ def main() -> None:
         server=args.server,
         llm_url=args.llm_url,
         llm_model=args.llm_model,
+        llm_mode=args.llm_mode,
         talks=tuple(args.talk),
         max_segments=args.max_segments,
         seed=args.seed,

@@ -68,7 +68,7 @@ def synth(
     """Synthesise each talk's segments at their reference offsets; print WAV and timing paths."""
     from evaluation.dataset import load_talks, resolve_dataset
     from evaluation.harness import synthesise
-    from evaluation.synth import default_cache_dir
+    from evaluation.synth import ToolMissing, default_cache_dir
 
     try:
         talks = load_talks(
@@ -76,7 +76,7 @@ def synth(
         )
         with _progress() as progress:
             made = synthesise(talks, voice, cache_dir or default_cache_dir(), progress)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, ToolMissing) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     for item in made:
@@ -97,6 +97,10 @@ def eval_command(
         str | None, typer.Option(help="vLLM endpoint for the embedded gateway (translation).")
     ] = None,
     llm_model: Annotated[str | None, typer.Option(help="Model name served at --llm-url.")] = None,
+    llm_mode: Annotated[
+        str | None,
+        typer.Option(help="Translator tier of the embedded gateway: speech, text or auto."),
+    ] = None,
     server: Annotated[
         str | None, typer.Option(help="Use this gateway instead of starting one.")
     ] = None,
@@ -128,9 +132,10 @@ def eval_command(
     from evaluation.harness import EvalConfig, run_eval
     from evaluation.synth import default_cache_dir
 
-    if (llm_url or llm_model) and server:
+    if (llm_url or llm_model or llm_mode) and server:
         console.print(
-            "[red]--llm-url/--llm-model configure the embedded gateway; not with --server[/red]"
+            "[red]--llm-url/--llm-model/--llm-mode configure the embedded gateway; "
+            "not with --server[/red]"
         )
         raise typer.Exit(2)
     config = EvalConfig(
@@ -142,6 +147,7 @@ def eval_command(
         voice=voice,
         llm_url=llm_url,
         llm_model=llm_model,
+        llm_mode=llm_mode,
         server=server,
         api_key=api_key,
         talks=tuple(talk or ()),

@@ -34,6 +34,8 @@ class EmbeddedOptions:
     data_dir: Path
     llm_url: str | None = None
     llm_model: str | None = None
+    # Translator tier of the gateway (--llm-mode speech|text|auto); None: its default.
+    llm_mode: str | None = None
     # The harness paces itself by the gateway's progress (see runner.py); the pace limit
     # only has to stay out of the way.
     max_pace: float = 1000.0
@@ -63,6 +65,8 @@ class EmbeddedGateway:
             args += ["--llm-url", o.llm_url]
         if o.llm_model:
             args += ["--llm-model", o.llm_model]
+        if o.llm_mode:
+            args += ["--llm-mode", o.llm_mode]
         if o.workers:
             args += ["--workers", str(o.workers)]
         env = {
@@ -130,6 +134,8 @@ class GatewayConfig(Protocol):
     @property
     def llm_model(self) -> str | None: ...
     @property
+    def llm_mode(self) -> str | None: ...
+    @property
     def workers(self) -> int | None: ...
 
 
@@ -147,6 +153,7 @@ def gateway_for(config: GatewayConfig) -> Iterator[str]:
         data_dir=config.out / "gateway",
         llm_url=config.llm_url,
         llm_model=config.llm_model,
+        llm_mode=config.llm_mode,
         workers=config.workers,
     )
     with EmbeddedGateway(options) as gateway:

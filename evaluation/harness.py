@@ -56,6 +56,8 @@ class EvalConfig:
     voice: str = "flite:slt"
     llm_url: str | None = None
     llm_model: str | None = None
+    # The embedded gateway's translator tier (speech | text | auto); None: its default.
+    llm_mode: str | None = None
     server: str | None = None  # gateway base URL; None = start an embedded one
     api_key: str | None = None
     talks: tuple[str, ...] = ()
@@ -370,6 +372,13 @@ def score_translation(
         "stream_laal_ca": latency.stream_laal_ca,
         "latency_unit": "ms",
         "latency_accounting": "audio time (chunk end) + gateway processing_ms for CA",
+        # The text tier's own terminology check (always 0 for the speech tier).
+        "terms_missed": sum(
+            len(e.get("terms_missed") or ())
+            for r in runs
+            for e in r.of_type("translation.commit")
+            if e["lang"] == lang
+        ),
         "scored_segments": latency.scored_segments,
         "empty_segments": latency.empty_segments,
         "omnisteval": omni.scores,

@@ -64,9 +64,10 @@ def summary_markdown(report: dict[str, Any]) -> str:
     ]
     translation = report.get("translation")
     if translation:
+        tier = (report.get("config") or {}).get("llm_mode") or "speech"
         lines += [
             "",
-            f"## Translation (re-segmentation: {translation['resegmentation']})",
+            f"## Translation ({tier} tier; re-segmentation: {translation['resegmentation']})",
             "",
             "| BLEU | chrF | TERM_ACC | TERM_ACC forms | StreamLAAL ms | StreamLAAL CA ms |",
             "| --- | --- | --- | --- | --- | --- |",
@@ -76,6 +77,11 @@ def summary_markdown(report: dict[str, Any]) -> str:
             "",
             f"`{translation['bleu_signature']}`",
         ]
+        if translation.get("terms_missed"):
+            lines += [
+                "",
+                f"Terms said but not rendered (text tier check): {translation['terms_missed']}",
+            ]
         if translation.get("resegmentation_note"):
             lines += ["", f"Note: {translation['resegmentation_note']}"]
     missed = retrieval.get("top_missed") or {}

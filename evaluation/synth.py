@@ -33,6 +33,25 @@ SYNTH_VERSION = 1
 _TTS_TIMEOUT = 120.0  # seconds per segment; flite is ~70x real time, festival ~5x
 
 
+class ToolMissing(RuntimeError):
+    """A system program the evaluation runs is not installed; the message says what to do."""
+
+
+# Debian package per program (the names the test machines' system_deps.sh installs).
+_PACKAGES = {"flite": "flite", "text2wave": "festival festvox-us-slt-hts", "sox": "sox"}
+
+
+def require_tool(program: str) -> None:
+    """Fail with an install hint instead of ``[Errno 2] No such file or directory``."""
+    if shutil.which(program) is None:
+        package = _PACKAGES.get(program, program)
+        raise ToolMissing(
+            f"the program {program!r} is not installed: `apt-get install {package}` "
+            "(Debian/Ubuntu), or choose another engine with --voice "
+            "(flite:slt, festival:cmu_us_slt_arctic_hts)"
+        )
+
+
 class TtsEngine(Protocol):
     @property
     def name(self) -> str: ...
@@ -51,6 +70,7 @@ class FliteEngine:
     name: str = "flite"
 
     def synthesise(self, text: str, out_wav: Path) -> None:
+        require_tool("flite")
         subprocess.run(
             ["flite", "-voice", self.voice, "-t", text, "-o", str(out_wav)],
             check=True,
@@ -67,6 +87,7 @@ class FestivalEngine:
     name: str = "festival"
 
     def synthesise(self, text: str, out_wav: Path) -> None:
+        require_tool("text2wave")
         text_file = out_wav.with_suffix(".txt")
         text_file.write_text(text + "\n", encoding="utf-8")
         subprocess.run(
@@ -188,6 +209,7 @@ def stretch(samples: np.ndarray, tempo: float, workdir: Path) -> np.ndarray:
     """Speed speech up by ``tempo`` without changing its pitch (sox's WSOLA ``tempo -s``)."""
     src, dst = workdir / "stretch-in.wav", workdir / "stretch-out.wav"
     _write_wav(src, samples)
+    require_tool("sox")
     subprocess.run(
         ["sox", str(src), str(dst), "tempo", "-s", f"{tempo:.4f}"],
         check=True,

@@ -129,7 +129,10 @@ def extract(
     lang: Annotated[
         list[str] | None,
         typer.Option(
-            "--lang", help="Target language of the translations (repeat: --lang zh --lang de)."
+            "--to",
+            "--lang",
+            help="Target language of the translations (repeat: --to zh --to de); "
+            "--lang is the old name.",
         ),
     ] = None,
     save: Annotated[

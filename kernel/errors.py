@@ -60,6 +60,8 @@ class ErrorCode(StrEnum):
     # Several replicas: the shared event bus (Redis) is down; sessions go on.
     BUS_UNAVAILABLE = "bus_unavailable"
     LAGGING = "lagging"
+    # A caption sink (Zoom, YouTube, webhook) refused or failed a delivery: a warning only.
+    SINK_FAILED = "sink_failed"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -108,6 +110,7 @@ _INFO: dict[ErrorCode, _CodeInfo] = {
     ErrorCode.STORE_UNAVAILABLE: _CodeInfo(503, 1013),
     ErrorCode.BUS_UNAVAILABLE: _CodeInfo(503, 1013),
     ErrorCode.LAGGING: _CodeInfo(503, 1013),
+    ErrorCode.SINK_FAILED: _CodeInfo(502, 1011),
     ErrorCode.INTERNAL_ERROR: _CodeInfo(500, 1011),
 }
 

@@ -178,6 +178,9 @@ class TranslationCommit:
     lang: str
     text: str
     terms_used: tuple[str, ...] = ()
+    # Terms the text tier found in the source words but not rendered in ``text``
+    # (the speech tier has no source words to check: always empty there).
+    terms_missed: tuple[str, ...] = ()
     # The model's raw output (tags kept) — what goes back into the LLM history.
     raw: str = ""
     time_to_first_token: float | None = None

@@ -20,10 +20,12 @@ from server import web
 from server.asr.front_end import FrontEndParams
 from server.asr.models import AsrModelParams
 from server.bus import BusParams, EventBus
+from server.deepgram.route import router as deepgram_router
 from server.glossary_access import StoreGlossaryAccess
 from server.http_guard import RequestGuard
 from server.index_reports import build_on_upload, index_status_fn
 from server.metrics import GatewayMetrics
+from server.openai_audio import router as openai_audio_router
 from server.protocol import PROTOCOL_VERSION
 from server.ratelimit import RateLimiter
 from server.retrieval import (
@@ -35,6 +37,7 @@ from server.retrieval import (
 from server.routes import router
 from server.services import AdmissionParams, GatewayServices, SessionRegistry
 from server.settings import Settings, get_settings
+from server.sinks.routes import router as sinks_router
 from server.translator import (
     DecodingParams,
     FaultParams,
@@ -42,11 +45,45 @@ from server.translator import (
     PromptStyle,
     TranslatorParams,
     TrimPolicy,
-    VllmTranslatorService,
 )
+from server.translator.client import LlmError
+from server.translator.mode import build_service, detect_mode
+from server.translator.params import LlmMode, TextParams
+from server.translator.text_policy import TextPolicyParams
 from server.workers import SpeechWorkerParams, SpeechWorkers
 
 log = logging.getLogger(__name__)
+
+
+def _translator_params(settings: Settings) -> TranslatorParams:
+    assert settings.llm_url is not None
+    return TranslatorParams(
+        url=settings.llm_url,
+        model=settings.llm_model,
+        api_key=settings.llm_api_key,
+        faults=FaultParams(
+            connect_timeout=settings.llm_connect_timeout_seconds,
+            read_timeout=settings.llm_read_timeout_seconds,
+            request_deadline=settings.llm_request_deadline_seconds,
+            breaker_failures=settings.llm_breaker_failures,
+            breaker_reset_seconds=settings.llm_breaker_reset_seconds,
+            breaker_reset_max_seconds=settings.llm_breaker_reset_max_seconds,
+        ),
+        decoding=DecodingParams(seed=settings.llm_seed),
+        history=HistoryParams(
+            policy=TrimPolicy(settings.llm_history_policy),
+            count_current=settings.llm_history_count_current,
+        ),
+        prompt_style=PromptStyle(settings.llm_prompt_style),
+        min_audio_samples=round(settings.llm_min_audio_seconds * 16_000),
+        text=TextParams(
+            policy=TextPolicyParams(
+                allow_tail=settings.llm_text_tail,
+                max_wait_seconds=settings.llm_text_max_wait_seconds,
+            ),
+            repair=settings.llm_text_repair,
+        ),
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -87,30 +124,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 retriever=retriever,
             )
             if settings.llm_url:
-                translator = VllmTranslatorService(
-                    TranslatorParams(
-                        url=settings.llm_url,
-                        model=settings.llm_model,
-                        api_key=settings.llm_api_key,
-                        faults=FaultParams(
-                            connect_timeout=settings.llm_connect_timeout_seconds,
-                            read_timeout=settings.llm_read_timeout_seconds,
-                            request_deadline=settings.llm_request_deadline_seconds,
-                            breaker_failures=settings.llm_breaker_failures,
-                            breaker_reset_seconds=settings.llm_breaker_reset_seconds,
-                            breaker_reset_max_seconds=settings.llm_breaker_reset_max_seconds,
-                        ),
-                        decoding=DecodingParams(seed=settings.llm_seed),
-                        history=HistoryParams(
-                            policy=TrimPolicy(settings.llm_history_policy),
-                            count_current=settings.llm_history_count_current,
-                        ),
-                        prompt_style=PromptStyle(settings.llm_prompt_style),
-                        min_audio_samples=round(settings.llm_min_audio_seconds * 16_000),
-                    )
-                )
+                params = _translator_params(settings)
+                mode = LlmMode(settings.llm_mode)
+                if mode is LlmMode.AUTO:
+                    try:
+                        mode = await detect_mode(params)
+                    except LlmError as exc:
+                        raise RuntimeError(
+                            f"--llm-mode auto: cannot ask {settings.llm_url} which model it "
+                            f"serves ({exc}); start the LLM first or set --llm-mode"
+                        ) from exc
+                translator = build_service(params, mode)
                 stack.push_async_callback(translator.aclose)
                 services.translator = translator
+                services.translator_reads_captions = mode is LlmMode.TEXT
+                log.info("translator tier: %s", mode.value)
             if settings.redis_url:
                 services.bus = await _start_bus(settings, services, stack)
             app.state.settings = settings
@@ -136,6 +164,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(glossary.router.router)
     app.include_router(glossary.term_memory.router)
     app.include_router(web.router)
+    app.include_router(deepgram_router)
+    app.include_router(openai_audio_router)
+    app.include_router(sinks_router)
     app.mount("/static", web.static_files(), name="static")
     install_error_handlers(app)
     app.add_middleware(RequestGuard, limiter=limiter, max_body_bytes=settings.max_request_bytes)

@@ -18,7 +18,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kernel.frames import AudioChunk, TermHit, TermHits, samples_for
+from kernel.frames import (
+    AudioChunk,
+    ChunkAnalysis,
+    RecognizedWord,
+    TermHit,
+    TermHits,
+    samples_for,
+)
 
 # The longest chunk the reference models were trained on (lm = 4).
 MAX_MERGED_SECONDS = 3.84
@@ -63,4 +70,29 @@ def merge_terms(
         chunk_index=chunk_index,
         hits=tuple(ordered[: max(0, limit)]),
         elapsed=sum(h.elapsed for h in hits),
+    )
+
+
+def merge_analyses(analyses: Sequence[ChunkAnalysis], chunk_index: int) -> ChunkAnalysis:
+    """The front end's findings for consecutive chunks as one (for the text tier).
+
+    Committed words in order; the revisable words are the open utterance's
+    latest hypothesis: the last chunk's that has one, unless a later chunk
+    committed words (that utterance ended; its hypothesis is stale).
+    """
+    if len(analyses) == 1:
+        return analyses[0]
+    partial: tuple[RecognizedWord, ...] = ()
+    for analysis in reversed(analyses):
+        if analysis.partial_words:
+            partial = analysis.partial_words
+            break
+        if analysis.words:
+            break
+    return ChunkAnalysis(
+        chunk_index=chunk_index,
+        speech_samples=sum(a.speech_samples for a in analyses),
+        captions=tuple(c for a in analyses for c in a.captions),
+        words=tuple(w for a in analyses for w in a.words),
+        partial_words=partial,
     )

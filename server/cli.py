@@ -37,6 +37,13 @@ def serve(
         str | None, typer.Option(help="OpenAI-compatible vLLM endpoint; without it: captions only.")
     ] = None,
     llm_model: Annotated[str | None, typer.Option(help="Model name served at --llm-url.")] = None,
+    llm_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Translator tier: speech (a speech LLM hears the audio), text (a text LLM "
+            "translates the captions) or auto (from the served model) [RASST_LLM_MODE, speech]."
+        ),
+    ] = None,
     retriever_url: Annotated[
         str | None, typer.Option(help="Remote retriever service; default: in process.")
     ] = None,
@@ -66,6 +73,7 @@ def serve(
         "port": port,
         "llm_url": llm_url,
         "llm_model": llm_model,
+        "llm_mode": llm_mode,
         "retriever_url": retriever_url,
         "db_url": db,
         "max_pace": max_pace,
@@ -93,7 +101,12 @@ def stream(
     ] = None,
     lm: Annotated[int, typer.Option(min=1, max=4, help="Chunk size = 0.96 s × lm.")] = 2,
     speed: Annotated[
-        float, typer.Option(help="Playback speed, × real time (0 = no pacing).")
+        float,
+        typer.Option(
+            min=0,
+            help="Playback speed, × real time (0 = as fast as the server accepts; "
+            "for faster, `rasst subtitles FILE` runs batch work).",
+        ),
     ] = 1.0,
     server: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_SERVER,
     api_key: Annotated[str | None, typer.Option(envvar="RASST_API_KEY", help="API key.")] = None,
@@ -102,6 +115,8 @@ def stream(
     ] = False,
 ) -> None:
     """Stream a WAV file to the gateway and print live captions and translations."""
+    from websockets.exceptions import ConnectionClosed
+
     from server.client import StreamError, StreamOptions
 
     options = StreamOptions(
@@ -116,6 +131,9 @@ def stream(
         raise typer.Exit(1) from None
     except OSError as exc:
         console.print(f"[red]cannot reach {server}:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except ConnectionClosed as exc:
+        console.print(f"[red]the connection closed early:[/red] {exc}")
         raise typer.Exit(1) from None
     raise typer.Exit(0 if ok else 1)
 

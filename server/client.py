@@ -174,6 +174,15 @@ async def send_paced(
     await stream.end()
 
 
+# Below the server's pace limit by a margin: network jitter bunches frames together.
+_PACE_MARGIN = 0.9
+
+
+def fastest_speed(started: dict[str, Any]) -> float:
+    """The fastest playback speed a session accepts, from its ``session.started``."""
+    return _PACE_MARGIN * float(started["limits"]["max_pace"])
+
+
 async def _resume(
     url: str, options: StreamOptions, token: str, last_seq: int, grace: float, open_timeout: float
 ) -> tuple[ClientConnection, dict[str, Any]]:
@@ -215,6 +224,11 @@ async def stream_wav(
 ) -> AsyncIterator[dict[str, Any]]:
     """Stream a WAV file and yield every event, ``session.started`` first, until the close.
 
+    ``speed`` 0 (or less) streams as fast as the server accepts: just under the
+    ``limits.max_pace`` that ``session.started`` announces (faster audio is refused
+    with ``pace_exceeded``). For a whole recording at full speed use batch work
+    (``rasst subtitles FILE``, ``POST /v1/audio/transcriptions``).
+
     With ``resume`` (and a server that offers it), a dropped connection is resumed:
     ``session.resumed`` is yielded, audio the server missed is sent again, and
     replayed events already yielded are skipped, so the caller sees each event once.
@@ -225,6 +239,8 @@ async def stream_wav(
         started = stream.started
         assert started is not None
         yield started
+        if speed <= 0:
+            speed = fastest_speed(started)
         token = started.get("resume_token") if resume else None
         grace = float(started["limits"].get("resume_grace_seconds", 0))
         last_seq = int(started.get("seq", 0))

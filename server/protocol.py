@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from kernel.errors import ErrorCode, RasstError
+from server.sinks.models import SinkSpec
 
 PROTOCOL_VERSION = 1
 SUPPORTED_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -90,6 +91,13 @@ class SessionStart(_Model):
         default=None, description="For clients that cannot set an Authorization header."
     )
     client: Text | None = Field(default=None, max_length=200, description="Free-form client name.")
+    sinks: list[SinkSpec] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Caption destinations (Zoom, YouTube Live, webhook) fed while the session "
+        "runs; a failing one sends a sink_failed warning and never slows the session "
+        "(docs/integrations.md).",
+    )
 
 
 class SessionEnd(_Model):
@@ -278,6 +286,12 @@ class TranslationCommitEvent(_ChunkEvent):
     lang: str
     text: str = Field(description="Final translation of this chunk, term tags removed.")
     terms_used: list[str]
+    terms_missed: list[str] = Field(
+        default_factory=list,
+        description="Text tier only (--llm-mode text): retrieved terms whose source form is in "
+        "the translated caption words but whose glossary rendering is not in `text` (after the "
+        "optional repair). Always empty in the speech tier, which has no source words to check.",
+    )
 
 
 class ChunkDone(_ChunkEvent):

@@ -17,6 +17,7 @@ from server.feeds import FeedHub
 from server.metrics import GatewayMetrics
 from server.ratelimit import RateLimiter
 from server.settings import Settings
+from server.sinks.hub import SinkHub
 from server.stages import RetrieverService, TranslatorService
 from server.workers import SpeechWorkers
 
@@ -202,7 +203,12 @@ class GatewayServices:
     glossaries: GlossaryAccess | None = None
     retriever: RetrieverService | None = None
     translator: TranslatorService | None = None
+    # The translator works from the captions (the text tier): it gets every chunk,
+    # silent ones too (an utterance's words are committed in the silence after it),
+    # and itself decides when a request is due.
+    translator_reads_captions: bool = False
     feeds: FeedHub = field(default_factory=FeedHub)
+    sinks: SinkHub = field(default_factory=SinkHub)
     rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
     # The shared event bus of several replicas (RASST_REDIS_URL); None: this process alone.
     bus: EventBus | None = None

@@ -47,6 +47,17 @@ class Settings(GlossarySettings, RetrieverSettings):
     log_json: bool = False
 
     # The LLM's URL, model and key are GlossarySettings' (glossary drafts use them too).
+    # Which translator tier (docs/translator.md): "speech" (a speech LLM hears the
+    # audio), "text" (a text LLM translates the captions), "auto" (decided at start-up
+    # from the served model's name).
+    llm_mode: Literal["speech", "text", "auto"] = "speech"
+    # Text tier: the longest a spoken word waits before it is translated (seconds of
+    # audio, rounded up to a chunk), whether revisable caption words may be translated
+    # at clause boundaries before their utterance ends, and whether a commit that
+    # missed a retrieved term gets one repair request.
+    llm_text_max_wait_seconds: float = Field(default=2.0, gt=0.3, le=30.0)
+    llm_text_tail: bool = True
+    llm_text_repair: bool = True
     # Faults around the LLM (docs/translator.md): connect, the longest silence between
     # two streamed tokens, and the longest one chunk's whole completion may take, so a
     # stalled or crawling LLM costs a session at most that much lag per chunk.
@@ -153,6 +164,12 @@ class Settings(GlossarySettings, RetrieverSettings):
     def _apply_preset(self) -> Settings:
         if self.preset == "paper":
             apply_preset(self, PAPER_PRESET)
+        return self
+
+    @model_validator(mode="after")
+    def _text_tier_needs_captions(self) -> Settings:
+        if self.llm_mode == "text" and not self.captions:
+            raise ValueError("llm_mode text translates the captions: it needs captions on")
         return self
 
     @field_validator("log_level")

@@ -88,10 +88,14 @@ class SessionTranslator(Protocol):
 
     ``translate`` is called once per chunk, strictly in chunk order; it yields
     zero or more deltas and then exactly one commit per target language.
-    Cancelling the iteration cancels the upstream request.
+    Cancelling the iteration cancels the upstream request. ``analysis`` is what
+    the speech front end found in the chunk (its caption words): the text tier
+    translates those, the speech tier listens to the audio instead.
     """
 
-    def translate(self, chunk: AudioChunk, terms: TermHits) -> AsyncIterator[TranslationEvent]: ...
+    def translate(
+        self, chunk: AudioChunk, terms: TermHits, analysis: ChunkAnalysis | None = None
+    ) -> AsyncIterator[TranslationEvent]: ...
 
     async def aclose(self) -> None: ...
 

@@ -10,7 +10,12 @@ from tests.support.live_server import LiveServer, start_server
 # One real CPU vLLM per test session, shared by every directory that needs one: a
 # session-scoped fixture imported into a module or a sub-conftest is a separate
 # fixture there, so each such place would start (and keep) its own ~3.5 GiB server.
-from tests.support.vllm_server import vllm, vllm_server  # noqa: F401  (fixtures)
+from tests.support.vllm_server import (  # noqa: F401  (fixtures)
+    vllm,
+    vllm_server,
+    vllm_text,
+    vllm_text_server,
+)
 
 
 @pytest.fixture(scope="session")

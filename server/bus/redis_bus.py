@@ -1,4 +1,8 @@
-"""The Redis side of the bus: the owner's outbox and the readers' mirrors (see the package doc)."""
+"""The Redis side of the bus: the owner's outbox and the readers' mirrors (see the package doc).
+
+Why one module past 400 lines: the writer and the readers share one key layout and one
+lease/retention scheme (who expires what, when); apart, each would restate it.
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from fastapi import WebSocket
 
 from glossary.model import GlossarySnapshot
 from kernel.errors import ErrorCode, RasstError
-from kernel.frames import PIPELINE_RATE, seconds
+from kernel.frames import PIPELINE_RATE, StageWarning, seconds
 from server.asr.hotwords import hotwords_for
 from server.audio import PaceLimiter, Resampler, Slicer, check_audio_format, chunk_samples
 from server.catchup import merge_limit_samples
@@ -182,15 +182,26 @@ async def open_stages(
     warn: WarnFn,
     emit: Callable[[TermMemoryRouted], None] | None = None,
 ) -> None:
-    """The retriever and translator of an opened pipeline (each may degrade, never fail)."""
+    """The retriever and translator (each may degrade, never fail), then caption sinks."""
+    start = pipeline.start
     if pipeline.glossaries and services.retriever is not None:
         pipeline.retriever = await services.retriever.open_session(
             pipeline.context, pipeline.glossaries, warn
         )
         if pipeline.term_memory is not None and emit is not None:
             pipeline.retriever = RoutedRetriever(pipeline.retriever, pipeline.term_memory, emit)
-    if services.translator is not None and pipeline.start.target_languages:
+    if services.translator is not None and start.target_languages:
         pipeline.translator = await services.translator.open_session(pipeline.context, warn)
+    if start.sinks:
+        # Refuses a bad sink before anything is delivered; a target language needs a
+        # translator, or its sink would wait for translations that never come.
+        services.sinks.attach(
+            pipeline.feed,
+            start.sinks,
+            source_language=start.source_language,
+            target_languages=start.target_languages if pipeline.translator is not None else (),
+            warn=lambda message: warn(StageWarning(ErrorCode.SINK_FAILED, message)),
+        )
 
 
 def started_event(

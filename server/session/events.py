@@ -105,6 +105,7 @@ def translation_commit(
         lang=commit.lang,
         text=commit.text,
         terms_used=list(commit.terms_used),
+        terms_missed=list(commit.terms_missed),
     )
 
 

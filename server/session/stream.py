@@ -61,7 +61,7 @@ from kernel.frames import (
 from server.asr.hotwords import hotwords_for
 from server.audio import decode_frame
 from server.bus.forward import relay_resume
-from server.catchup import merge_chunks, merge_terms
+from server.catchup import merge_analyses, merge_chunks, merge_terms
 from server.index_reports import report_indexing
 from server.protocol import (
     SessionEnd,
@@ -428,13 +428,17 @@ class StreamSession:
             return
         chunk = merge_chunks([i.chunk for i in group])
         first = group[0].chunk.index
-        if not self._settings.translate_silence and not any(i.analysis.has_speech for i in group):
+        silent = not any(i.analysis.has_speech for i in group)
+        if silent and not (
+            self._settings.translate_silence or self._services.translator_reads_captions
+        ):
             # Silence costs nothing: no LLM call, an empty commit per language.
             for lang in self._p.context.target_languages:
                 self._emit_commit(chunk, first, TranslationCommit(chunk.index, lang, ""))
             return
         terms = merge_terms([i.terms for i in group], chunk.index)
-        async for event in translator.translate(chunk, terms):
+        analysis = merge_analyses([i.analysis for i in group], chunk.index)
+        async for event in translator.translate(chunk, terms, analysis):
             if isinstance(event, TranslationCommit):
                 self._emit_commit(chunk, first, event)
             else:

@@ -1,13 +1,26 @@
 // The audience viewer: a read-only follower of one session's events
 // (`/v1/view/{token}`), showing one language. `?lang=de` picks the language,
-// `?overlay=1` the full-screen projection style.
+// `?overlay=1` the full-screen projection style, `?obs=1` the OBS browser-source
+// overlay: transparent background, large outlined text, `lines=N` lines (1-10,
+// default 2), `terms=0` without term marks, `size=PX` text size, `partial=0` only
+// finished lines (docs/integrations.md).
 
 import { el, TermBook, LinePanel, pageUrl, languageName } from "./captions.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const token = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
-const overlay = params.get("overlay") === "1";
+const obs = params.get("obs") === "1";
+const overlay = obs || params.get("overlay") === "1";
+const showTerms = params.get("terms") !== "0";
+const showPartial = params.get("partial") !== "0";
+
+function intParam(name, fallback, low, high) {
+  const value = Number.parseInt(params.get(name) || "", 10);
+  return Number.isFinite(value) ? Math.min(high, Math.max(low, value)) : fallback;
+}
+
+const maxLines = obs ? intParam("lines", 2, 1, 10) : overlay ? 3 : 1000;
 
 const state = {
   lang: params.get("lang") || "",
@@ -45,7 +58,7 @@ function showsTranslation() {
 
 function resetDisplay() {
   $("lines").replaceChildren();
-  state.panel = new LinePanel($("lines"), { maxLines: overlay ? 3 : 1000 });
+  state.panel = new LinePanel($("lines"), { maxLines });
   state.revising = null;
   applyNeedles();
   const notice = $("notice");
@@ -57,7 +70,7 @@ function resetDisplay() {
 }
 
 function applyNeedles() {
-  if (!state.panel) return;
+  if (!state.panel || !showTerms) return;
   if (showsTranslation()) state.panel.setNeedles(state.terms.targetNeedles(state.lang));
   else state.panel.setNeedles(state.terms.sourceNeedles(state.lang), { gloss: state.lang !== sourceLang() });
 }
@@ -69,14 +82,14 @@ function render(event) {
       if (event.final) {
         state.panel.commit(event.text, overlay ? undefined : event.start);
         state.panel.setPartial("");
-      } else {
+      } else if (showPartial) {
         state.panel.setPartial(event.text);
       }
       break;
     case "translation.delta":
       if (!showsTranslation() || event.lang !== state.lang) return;
       state.revising = event.first_chunk;
-      state.panel.setPartial(event.text);
+      if (showPartial) state.panel.setPartial(event.text);
       break;
     case "translation.commit":
       if (!showsTranslation() || event.lang !== state.lang) return;
@@ -190,6 +203,13 @@ function connect() {
 function init() {
   document.documentElement.classList.toggle("overlay", overlay);
   document.body.classList.toggle("overlay", overlay);
+  document.documentElement.classList.toggle("obs", obs);
+  document.body.classList.toggle("obs", obs);
+  // CSSOM, not an inline style attribute: the page's CSP allows only its own styles.
+  if (obs) document.documentElement.style.setProperty("--obs-lines", String(maxLines));
+  if (obs && params.has("size")) {
+    document.documentElement.style.setProperty("--obs-size", `${intParam("size", 56, 12, 200)}px`);
+  }
   $("lang").addEventListener("change", (event) => chooseLanguage(event.target.value));
   window.rasstViewer = { handleEvent, state };
   connect();

@@ -113,13 +113,17 @@ class ChatClient:
 
     async def list_models(self) -> list[str]:
         """Served model ids (``GET /v1/models``); raises :class:`LlmError`."""
+        return [str(item["id"]) for item in await self.model_entries()]
+
+    async def model_entries(self) -> list[dict[str, Any]]:
+        """The ``GET /v1/models`` entries that have an id (``owned_by`` names the server kind)."""
         try:
             response = await self._http.get(f"{self._base}/v1/models", headers=self._headers)
             response.raise_for_status()
             data = response.json().get("data", [])
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
             raise LlmError(f"cannot list models: {exc!r}", outage=True) from exc
-        return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
+        return [item for item in data if isinstance(item, dict) and "id" in item]
 
     async def stream(
         self, body: Mapping[str, Any], headers: Mapping[str, str] | None = None

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from server.translator.text_policy import TextPolicyParams
+
 # One latency unit of audio: 0.96 s at 16 kHz (a chunk is lm of these).
 SAMPLES_PER_UNIT = 15_360
 
@@ -125,6 +127,40 @@ class FaultParams:
     breaker_reset_max_seconds: float = 10.0
 
 
+class LlmMode(StrEnum):
+    """Which translator tier the gateway runs (docs/translator.md)."""
+
+    # A speech LLM hears each chunk's audio (Qwen3-Omni, the released RASST models).
+    SPEECH = "speech"
+    # A text LLM translates the captions (any OpenAI-compatible chat model).
+    TEXT = "text"
+    # Decided at start-up from the model the endpoint serves.
+    AUTO = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class TextParams:
+    """The text tier's own settings (the endpoint, history and faults are shared)."""
+
+    policy: TextPolicyParams = field(default_factory=TextPolicyParams)
+    # After a commit that missed a retrieved term, ask once for a corrected translation.
+    repair: bool = True
+    # Token budget of a turn: this many per source word, at least min_tokens
+    # (the random test model never stops by itself; real models stop at the
+    # turn's end well before it).
+    tokens_per_word: int = 4
+    min_tokens: int = 16
+    # Send vLLM's own request fields (cache_salt, top_k). Other servers may
+    # reject unknown fields (hosted APIs answer 400). None: only when
+    # /v1/models says the endpoint is vLLM (owned_by "vllm").
+    vllm_extras: bool | None = None
+    # Terms per turn (the speech tier's catch-up cap: one retrieval call's K2).
+    max_terms: int = 10
+
+    def max_tokens(self, words: int) -> int:
+        return max(self.min_tokens, self.tokens_per_word * words)
+
+
 @dataclass(frozen=True, slots=True)
 class TranslatorParams:
     """Everything the vLLM translator needs; built once by the composition root."""
@@ -152,3 +188,5 @@ class TranslatorParams:
     session_header: str | None = "x-session-id"
     # Connection pool size shared by all sessions.
     max_connections: int = 256
+    # The text tier's policy, repair and request shape (unused by the speech tier).
+    text: TextParams = field(default_factory=TextParams)

@@ -24,7 +24,14 @@ from typing import Any
 import httpx
 
 from kernel.errors import ErrorCode
-from kernel.frames import AudioChunk, StageWarning, TermHits, TranslationCommit, TranslationDelta
+from kernel.frames import (
+    AudioChunk,
+    ChunkAnalysis,
+    StageWarning,
+    TermHits,
+    TranslationCommit,
+    TranslationDelta,
+)
 from server.stages import SessionContext, TranslationEvent, WarnFn
 from server.translator.breaker import CircuitBreaker
 from server.translator.client import ChatClient, LlmError, StreamEnd, build_http_client
@@ -156,9 +163,9 @@ class VllmSessionTranslator:
         return self._histories[lang]
 
     async def translate(
-        self, chunk: AudioChunk, terms: TermHits
+        self, chunk: AudioChunk, terms: TermHits, analysis: ChunkAnalysis | None = None
     ) -> AsyncIterator[TranslationEvent]:
-        """Deltas as they stream, then one commit per target language."""
+        """Deltas as they stream, then one commit per target language (the audio is the source)."""
         # The audio part is encoded once and shared by every language's turn.
         params = self._service.params
         audio = audio_part(pad_audio(chunk.pcm, params.min_audio_samples), params.audio_part)

@@ -15,6 +15,9 @@ from kernel.probe import NotHealthy, wait_until_healthy
 REPO = Path(__file__).resolve().parents[2]
 SPEECH = REPO.parent / "shared" / "data" / "speech"
 TWO_CITIES = SPEECH / "two_cities_16k.wav"
+# The short sample the repository ships (samples/README.md): "It was the best of times, it
+# was the worst of times, it was the age of wisdom" (6.4 s).
+SAMPLE = REPO / "samples" / "two_cities_6s.wav"
 
 
 def free_port() -> int:

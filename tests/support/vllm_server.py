@@ -25,6 +25,9 @@ from kernel.probe import NotHealthy, wait_until_healthy
 REPO = Path(__file__).resolve().parents[2]
 BUILDER = Path(__file__).with_name("tiny_qwen3_omni.py")
 MODEL_NAME = "tiny-qwen3-omni"
+# The text tier's model: a tiny Qwen3 text LM with the Omni builder's tokenizer.
+TEXT_BUILDER = Path(__file__).with_name("tiny_qwen3_text.py")
+TEXT_MODEL_NAME = "tiny-qwen3-text"
 READY_TIMEOUT = 300.0
 
 
@@ -42,15 +45,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def build_tiny_model(python: Path, cache_root: Path) -> Path:
-    """Build the tiny model once per builder version; returns its directory."""
-    version = hashlib.sha256(BUILDER.read_bytes()).hexdigest()[:12]
-    out = cache_root / f"tiny-qwen3-omni-{version}"
+def build_tiny_model(
+    python: Path, cache_root: Path, builder: Path = BUILDER, name: str = MODEL_NAME
+) -> Path:
+    """Build a tiny model once per builder version; returns its directory."""
+    # The text builder imports the Omni builder's tokenizer: both shape the model.
+    sources = b"".join(p.read_bytes() for p in dict.fromkeys((BUILDER, builder)))
+    version = hashlib.sha256(sources).hexdigest()
+    out = cache_root / f"{name}-{version[:12]}"
     if (out / ".complete").exists():
         return out
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     subprocess.run(
-        [str(python), str(BUILDER), str(tmp)],
+        [str(python), str(builder), str(tmp)],
         check=True,
         capture_output=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
@@ -177,20 +184,29 @@ class VllmServer:
 
 
 def launch(
-    work_dir: Path, *, extra_args: tuple[str, ...] = (), cache_root: Path | None = None
+    work_dir: Path,
+    *,
+    extra_args: tuple[str, ...] = (),
+    cache_root: Path | None = None,
+    text: bool = False,
 ) -> VllmServer:
-    """Build (cached) the tiny model and start a server; the caller must ``stop()`` it."""
+    """Build (cached) the tiny model and start a server; the caller must ``stop()`` it.
+
+    ``text``: the tiny Qwen3 text model (the text tier's) instead of the Qwen3-Omni.
+    """
     python = vllm_python()
     if not python.exists():
         raise FileNotFoundError(f"no vLLM environment at {python}; run tests/support/vllm_env.sh")
     cache = cache_root or Path(os.environ.get("RASST_TEST_CACHE", REPO / ".cache"))
     cache.mkdir(parents=True, exist_ok=True)
-    model_dir = build_tiny_model(python, cache)
+    builder, name = (TEXT_BUILDER, TEXT_MODEL_NAME) if text else (BUILDER, MODEL_NAME)
+    model_dir = build_tiny_model(python, cache, builder, name)
     work_dir.mkdir(parents=True, exist_ok=True)
     server = VllmServer(
         python=python,
         model_dir=model_dir,
         log_path=work_dir / "vllm.log",
+        name=name,
         extra_args=extra_args,
     )
     server.start()
@@ -225,3 +241,24 @@ def vllm(vllm_server: VllmServer) -> VllmServer:
     if not vllm_server.running:
         vllm_server.start()
     return vllm_server
+
+
+@pytest.fixture(scope="session")
+def vllm_text_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
+    """One real vLLM serving the tiny text model, for the text tier's tests."""
+    python = vllm_python()
+    if not python.exists():
+        _missing_environment(f"no vLLM environment at {python}")
+    server = launch(tmp_path_factory.mktemp("vllm-text"), text=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def vllm_text(vllm_text_server: VllmServer) -> VllmServer:
+    """The text vLLM, restarted first if an earlier test left it dead."""
+    if not vllm_text_server.running:
+        vllm_text_server.start()
+    return vllm_text_server
