@@ -23,9 +23,14 @@ import multiprocessing
 import os
 import re
 import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+# The spawned workers import bench.* helpers: the repository root must be importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _rss_mb() -> float:
