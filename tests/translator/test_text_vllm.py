@@ -104,7 +104,10 @@ async def test_segments_stream_deltas_and_commit_with_the_term_check(vllm_text: 
                 # The random model renders no term: every term said is missed.
                 said = [s for s, _, _ in TERMS if s in sentence]
                 assert set(commit.terms_missed) | set(commit.terms_used) >= set(said)
-                assert commit.extra["repair"] is True, "a missed term asks for one repair"
+                # A missed term asks for one repair (counted in the requests below). Whether it
+                # returned text is the random model's choice: an immediate end-of-text leaves
+                # the first draft (seen once in CI), so only that it was asked is asserted.
+                assert "repair" in commit.extra, "a missed term asks for one repair"
         # A chunk with no new words costs no request and still commits (empty).
         before = len(transport.bodies)
         events = await _translate(session, 2, None)
