@@ -23,11 +23,9 @@ from typing import Any
 
 import httpx
 
-from kernel.errors import ErrorCode
 from kernel.frames import (
     AudioChunk,
     ChunkAnalysis,
-    StageWarning,
     TermHits,
     TranslationCommit,
     TranslationDelta,
@@ -44,6 +42,7 @@ from server.translator.messages import (
     build_user_turn,
     pad_audio,
 )
+from server.translator.outage import OutageReport
 from server.translator.params import TranslatorParams
 from server.translator.tags import TagStripper
 
@@ -157,7 +156,7 @@ class VllmSessionTranslator:
         self._headers = {params.session_header: context.session_id} if params.session_header else {}
         # True between the first failed request and the next success: the
         # session is warned once per outage, not once per chunk.
-        self._failing = False
+        self._outage = OutageReport(context, warn)
 
     def history(self, lang: str) -> History:
         return self._histories[lang]
@@ -256,7 +255,7 @@ class VllmSessionTranslator:
         raw = "".join(raw_parts)
         extra: dict[str, object] = {"history_chunks": len(history)}
         if error is None:
-            self._recovered()
+            self._outage.recovered()
             history.append(user_turn, raw)
             if end is not None:
                 extra.update(
@@ -268,7 +267,7 @@ class VllmSessionTranslator:
         else:
             # A failed chunk stays out of the history: its answer is missing or
             # cut off, and the model must not learn to continue broken turns.
-            self._failed(error, chunk.index)
+            self._outage.failed(error, chunk.index)
             extra.update(error=str(error), incomplete=bool(raw))
             if error.status == 400:
                 # Most likely the prompt outgrew the server's --max-model-len
@@ -306,28 +305,3 @@ class VllmSessionTranslator:
         if decoding.seed is not None:
             body["seed"] = decoding.seed
         return body
-
-    def _failed(self, error: LlmError, chunk_index: int) -> None:
-        if self._failing:
-            return
-        self._failing = True
-        log.warning(
-            "session %s: LLM request failed, translating resumes when it answers: %s",
-            self._context.session_id,
-            error,
-        )
-        self._warn(
-            StageWarning(
-                code=ErrorCode.LLM_UNAVAILABLE,
-                message=(
-                    "translation is unavailable; captions and terms continue, "
-                    f"translation resumes by itself ({error})"
-                ),
-                chunk_index=chunk_index,
-            )
-        )
-
-    def _recovered(self) -> None:
-        if self._failing:
-            self._failing = False
-            log.info("session %s: LLM answers again", self._context.session_id)

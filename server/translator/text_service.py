@@ -27,11 +27,9 @@ from typing import Any
 
 import httpx
 
-from kernel.errors import ErrorCode
 from kernel.frames import (
     AudioChunk,
     ChunkAnalysis,
-    StageWarning,
     TermHits,
     TranslationCommit,
     TranslationDelta,
@@ -41,6 +39,7 @@ from server.translator.breaker import CircuitBreaker
 from server.translator.client import ChatClient, LlmError, StreamEnd, build_http_client
 from server.translator.history import History
 from server.translator.messages import Message, base_language
+from server.translator.outage import OutageReport
 from server.translator.params import TranslatorParams
 from server.translator.service import cache_salt, terms_used
 from server.translator.term_pool import TermPool
@@ -166,7 +165,7 @@ class TextSessionTranslator:
         }
         self._terms = TermPool(params.text.max_terms)
         self._headers = {params.session_header: context.session_id} if params.session_header else {}
-        self._failing = False
+        self._outage = OutageReport(context, warn)
 
     @property
     def policy(self) -> TextPolicy:
@@ -276,10 +275,10 @@ class TextSessionTranslator:
                     extra["draft"] = text
                     text, missed = repaired, still
         if turn.error is None:
-            self._recovered()
+            self._outage.recovered()
             history.append(user_turn, text)
         else:
-            self._failed(turn.error, chunk.index)
+            self._outage.failed(turn.error, chunk.index)
             extra.update(error=str(turn.error), incomplete=bool(turn.raw))
             if turn.error.status == 400:
                 history.drop_block()
@@ -363,28 +362,3 @@ class TextSessionTranslator:
         if decoding.seed is not None:
             body["seed"] = decoding.seed
         return body
-
-    def _failed(self, error: LlmError, chunk_index: int) -> None:
-        if self._failing:
-            return
-        self._failing = True
-        log.warning(
-            "session %s: LLM request failed, translating resumes when it answers: %s",
-            self._context.session_id,
-            error,
-        )
-        self._warn(
-            StageWarning(
-                code=ErrorCode.LLM_UNAVAILABLE,
-                message=(
-                    "translation is unavailable; captions and terms continue, "
-                    f"translation resumes by itself ({error})"
-                ),
-                chunk_index=chunk_index,
-            )
-        )
-
-    def _recovered(self) -> None:
-        if self._failing:
-            self._failing = False
-            log.info("session %s: LLM answers again", self._context.session_id)
