@@ -25,16 +25,13 @@ postings (int32 per distinct trigram of a variant) plus the phones themselves (i
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from glossary.model import GlossarySnapshot
-from retriever.index import SearchResult, TermIndex, terms_digest
+from retriever.index import SearchResult, TermIndex, cache_meta, save_atomically, terms_digest
 
 N_PHONES = 39
 N_CODES = N_PHONES**3
@@ -184,29 +181,12 @@ class PhoneGramIndex(TermIndex):
     # -- persistence ---------------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=directory.parent))
-        try:
+        def write(tmp: Path) -> None:
             np.savez(
                 tmp / "grams.npz", phones=self.phones, offsets=self.offsets, owners=self._owners
             )
-            meta = {
-                "format": _FORMAT_VERSION,
-                "glossary_id": self.snapshot.id,
-                "version": self.snapshot.version,
-                "encoder_id": self.encoder_id,
-                "kind": KIND,
-                "n_terms": self.n_terms,
-                "terms_digest": terms_digest(self.snapshot),
-            }
-            (tmp / "meta.json").write_text(json.dumps(meta))
-            try:
-                os.rename(tmp, directory)
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+
+        save_atomically(directory, write, cache_meta(self, KIND, _FORMAT_VERSION))
 
     @classmethod
     def load_grams(

@@ -235,32 +235,15 @@ class TermIndex:
 
     def save(self, directory: Path) -> None:
         """Write to ``directory`` atomically (a temp dir renamed into place)."""
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=directory.parent))
-        try:
+
+        def write(tmp: Path) -> None:
             cpu = (
                 faiss.index_gpu_to_cpu(self._index) if self.kind.startswith("gpu") else self._index
             )
             faiss.write_index(cpu, str(tmp / "index.faiss"))
             np.save(tmp / "owners.npy", self._owners)
-            meta = {
-                "format": _FORMAT_VERSION,
-                "glossary_id": self.snapshot.id,
-                "version": self.snapshot.version,
-                "encoder_id": self.encoder_id,
-                "kind": self.kind,
-                "n_terms": self.n_terms,
-                "terms_digest": terms_digest(self.snapshot),
-            }
-            (tmp / "meta.json").write_text(json.dumps(meta))
-            try:
-                os.rename(tmp, directory)
-            except OSError:
-                # Another builder won the race; its copy is equivalent.
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+
+        save_atomically(directory, write, cache_meta(self, self.kind, _FORMAT_VERSION))
 
     @classmethod
     def load(
@@ -538,3 +521,35 @@ class IndexManager:
                 # A read-only or full cache disk costs a rebuild next time, nothing more.
                 log.warning("could not cache the index in %s", directory, exc_info=True)
         return index
+
+
+def cache_meta(index: Any, kind: str, format_version: int) -> dict[str, object]:
+    """What a cached index must match to be reused: its glossary version, encoder and terms."""
+    return {
+        "format": format_version,
+        "glossary_id": index.snapshot.id,
+        "version": index.snapshot.version,
+        "encoder_id": index.encoder_id,
+        "kind": kind,
+        "n_terms": index.n_terms,
+        "terms_digest": terms_digest(index.snapshot),
+    }
+
+
+def save_atomically(
+    directory: Path, write: Callable[[Path], None], meta: dict[str, object]
+) -> None:
+    """``write`` an index's files and ``meta.json`` into a temp dir, then rename it into place."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=directory.parent))
+    try:
+        write(tmp)
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        try:
+            os.rename(tmp, directory)
+        except OSError:
+            # Another builder won the race; its copy is equivalent.
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
