@@ -78,12 +78,11 @@ class _Op:
 
 @dataclass(frozen=True, slots=True)
 class RemoteFeed:
-    """A session found in the directory: held by some pod, maybe this one."""
+    """A session found in the directory (held by some pod, maybe this one)."""
 
     session_id: str
     tenant: str
     viewer_token: str
-    owner: str
     live: bool
 
 
@@ -185,7 +184,6 @@ class EventBus:
             session_id=session_id,
             tenant=entry.get("tenant", ""),
             viewer_token=entry.get("token", ""),
-            owner=entry.get("owner", ""),
             live=entry.get("live") == "1",
         )
 

@@ -19,7 +19,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.client import read_wav
-from tests.support.live_server import TWO_CITIES, LiveServer, start_server
+from tests.support.live_server import TWO_CITIES, LiveServer, free_port, start_server
 from tests.support.redis_server import RedisServer, start_redis
 from tests.support.ws import END, Transcript, read_all, start_message
 
@@ -255,7 +255,7 @@ async def test_redis_killed_and_restarted_mid_session(
 
 
 async def test_a_gateway_starts_and_serves_while_redis_is_unreachable(tmp_path: Path) -> None:
-    dead = RedisServer(port=_unused_port(), work_dir=tmp_path)  # never started
+    dead = RedisServer(port=free_port(), work_dir=tmp_path)  # never started
     (tmp_path / "d").mkdir()
     d = _gateway(tmp_path, "d", dead)
     try:
@@ -274,11 +274,3 @@ async def test_a_gateway_starts_and_serves_while_redis_is_unreachable(tmp_path: 
         assert transcript.events[1]["type"] == "warning"
     finally:
         d.stop()
-
-
-def _unused_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -12,11 +12,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.live_server import free_port
 
 
 @dataclass
@@ -71,6 +67,6 @@ def start_redis(work_dir: Path) -> RedisServer:
         pytest.fail(
             "redis-server is missing: `make test` installs it (Debian package redis-server)"
         )
-    server = RedisServer(_free_port(), work_dir)
+    server = RedisServer(free_port(), work_dir)
     server.start()
     return server
