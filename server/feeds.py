@@ -23,6 +23,17 @@ from typing import Any, Protocol
 _VIEWER_QUEUE = 1000
 
 
+def new_viewer_token() -> str:
+    """An unguessable viewer token that never starts with "-".
+
+    A token is also a command-line argument (``rasst subtitles TOKEN --viewer``), and one
+    starting with "-" read as an unknown option there (1 token in 64; seen in the suite).
+    """
+    while (token := secrets.token_urlsafe(18)).startswith("-"):
+        pass
+    return token
+
+
 class FeedSink(Protocol):
     """Where a gateway's own feeds are copied to (the shared bus of several replicas)."""
 
@@ -40,7 +51,7 @@ class SessionFeed:
         self.session_id = session_id
         self.tenant = tenant
         # Unguessable: whoever has the link may read this session's captions.
-        self.viewer_token = viewer_token or secrets.token_urlsafe(18)
+        self.viewer_token = viewer_token or new_viewer_token()
         self.opened_at = time.time()
         self.closed_at: float | None = None
         # Why a feed ended without its session ending (a mirror whose owner pod is gone).

@@ -85,3 +85,11 @@ async def test_a_viewer_still_reading_its_backlog_when_the_session_ends_gets_eve
     feed.publish("b")
     feed.close()
     assert [t async for t in stream] == ["b"]
+
+
+def test_viewer_tokens_never_read_as_a_command_line_option() -> None:
+    from server.feeds import new_viewer_token
+
+    tokens = [new_viewer_token() for _ in range(5000)]
+    assert not any(t.startswith("-") for t in tokens)
+    assert len(set(tokens)) == len(tokens) and min(map(len, tokens)) >= 24

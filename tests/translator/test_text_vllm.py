@@ -99,7 +99,10 @@ async def test_segments_stream_deltas_and_commit_with_the_term_check(vllm_text: 
                 ]
                 if not commit.extra.get("draft"):
                     assert "".join(d.delta for d in deltas) == commit.text
-                assert commit.time_to_first_token is not None
+                # An immediate end-of-text (the random model's choice, seen once) has no
+                # first token to time.
+                if commit.raw:
+                    assert commit.time_to_first_token is not None
                 assert 0 < int(commit.extra["completion_tokens"]) <= 4 * len(sentence.split())  # type: ignore[call-overload]
                 # The random model renders no term: every term said is missed.
                 said = [s for s, _, _ in TERMS if s in sentence]
