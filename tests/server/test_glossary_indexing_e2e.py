@@ -1,7 +1,7 @@
 """A session whose glossary is still being indexed is told so, then gets its terms.
 
 Real gateway, real WebSocket, real read speech (``two_cities_16k.wav``). The glossary
-holds the recording's phrases plus ~60k made-up out-of-vocabulary terms, so its index
+holds the recording's phrases plus ~90k made-up out-of-vocabulary terms, so its index
 (letter-to-sound for every word) takes seconds to build; the session does not wait for
 it (``RASST_INDEX_WAIT_SECONDS=0``). It must get ``glossary_indexing`` warnings with
 progress, then a ``glossary.updated`` saying the glossary is searchable, then terms; REST
